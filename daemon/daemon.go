@@ -1,0 +1,518 @@
+// Package daemon wires the watcher, the ledger, the uploader and the Zoho client into
+// the running service: it decides every state change of a file, owns the worker pool,
+// and moves files to _uploaded/ and _failed/.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"crmdrop/config"
+	"crmdrop/inbox"
+	"crmdrop/store"
+	"crmdrop/uploader"
+	"crmdrop/watcher"
+	"crmdrop/zoho"
+)
+
+// Clock is the daemon's time source; it satisfies both the watcher's and the
+// uploader's Clock.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Event tells an observer (the demo, tests) that a file reached an end state.
+type Event struct {
+	Kind         string // "uploaded" or "failed"
+	Path         string // relative to the inbox, slash-separated
+	Module       string
+	RecordID     string
+	AttachmentID string
+	Adopted      bool   // found on the record after an uncertain attempt, not sent again
+	Reason       string // for "failed"
+}
+
+// Options configure a Daemon. Config is required.
+type Options struct {
+	Config     config.Config
+	Logger     *slog.Logger
+	Clock      Clock
+	HTTPClient *http.Client
+	OnEvent    func(Event) // called from worker goroutines; must not block long
+}
+
+// Daemon is one running crmdrop. Create it with New, run it with Run, then Close it.
+type Daemon struct {
+	cfg    config.Config
+	log    *slog.Logger
+	clock  Clock
+	events func(Event)
+
+	ledger *store.Store
+	layout *inbox.Layout
+	zc     *zoho.Client
+	up     *uploader.Uploader
+	watch  *watcher.Watcher
+	q      *queue
+
+	mu       sync.Mutex
+	busy     map[string]bool          // paths queued or uploading
+	deferred map[string]watcher.Ready // a newer version seen while busy
+	inboxErr string
+	blocked  string
+}
+
+// LedgerPath is where the ledger lives for a config.
+func LedgerPath(cfg config.Config) string { return filepath.Join(cfg.StateDir, "ledger.db") }
+
+// TokenCachePath is where the access token is kept between restarts.
+func TokenCachePath(cfg config.Config) string { return filepath.Join(cfg.StateDir, "token.json") }
+
+// New opens the ledger (failing fast if another crmdrop holds it) and builds the parts.
+// Nothing touches the inbox or the network until Run.
+func New(o Options) (*Daemon, error) {
+	cfg := o.Config
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state_dir: %w", err)
+	}
+	ledger, err := store.Open(LedgerPath(cfg), store.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:      cfg,
+		log:      o.Logger,
+		clock:    o.Clock,
+		events:   o.OnEvent,
+		ledger:   ledger,
+		layout:   inbox.NewLayout(cfg.CustomModules),
+		q:        newQueue(),
+		busy:     map[string]bool{},
+		deferred: map[string]watcher.Ready{},
+	}
+	accounts, api := cfg.Zoho.Endpoints()
+	d.zc, err = zoho.New(zoho.Options{
+		AccountsURL:      accounts,
+		APIDomain:        cfg.Zoho.APIDomain,
+		DefaultAPIDomain: api,
+		APIVersion:       cfg.Zoho.APIVersion,
+		ClientID:         cfg.Zoho.ClientID,
+		ClientSecret:     cfg.Zoho.ClientSecret,
+		RefreshToken:     cfg.Zoho.RefreshToken,
+		TokenCache:       TokenCachePath(cfg),
+		HTTPClient:       o.HTTPClient,
+		Clock:            o.Clock,
+		Logger:           o.Logger,
+	})
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	d.up, err = uploader.New(uploader.Options{
+		Remote:       remote{d.zc},
+		Classify:     classify,
+		LinkExists:   zoho.IsLinkExists,
+		Known:        d.known,
+		Begin:        d.begin,
+		InitialDelay: cfg.Retry.InitialDelay,
+		MaxDelay:     cfg.Retry.MaxDelay,
+		BlockedProbe: cfg.Retry.BlockedProbe,
+		Clock:        o.Clock,
+		Logger:       o.Logger,
+		OnBlocked:    d.setBlocked,
+	})
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	d.watch, err = watcher.New(watcher.Options{
+		Root:     cfg.Inbox,
+		Settle:   cfg.Settle,
+		Rescan:   cfg.RescanInterval,
+		Poll:     cfg.Watch == "poll",
+		Skip:     func(rel string, isDir bool) bool { return inbox.Skip(rel, isDir, cfg.Ignore) },
+		Clock:    o.Clock,
+		Logger:   o.Logger,
+		OnHealth: d.setInboxHealth,
+	})
+	if err != nil {
+		ledger.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close releases the ledger. Call it after Run has returned.
+func (d *Daemon) Close() error { return d.ledger.Close() }
+
+// Run watches and uploads until ctx ends. Uploads in flight at that moment stay
+// "uploading" in the ledger and are reconciled at the next start, so a stop never
+// loses or doubles a file. Run returns nil after a requested stop.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.forgetVanished()
+	ready := make(chan watcher.Ready, 256)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.watch.Run(ctx, ready) })
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case r := <-ready:
+				d.handle(r)
+			}
+		}
+	})
+	for range max(d.cfg.Workers, 1) {
+		g.Go(func() error {
+			for {
+				e, ok := d.q.pop(ctx)
+				if !ok {
+					return ctx.Err()
+				}
+				d.process(ctx, e)
+			}
+		})
+	}
+	d.log.Info("crmdrop started", "inbox", d.cfg.Inbox, "workers", d.cfg.Workers, "watch", d.cfg.Watch)
+	err := g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	d.log.Info("crmdrop stopped")
+	return nil
+}
+
+// forgetVanished drops unfinished entries whose file is no longer there as it was
+// (deleted or replaced while the daemon was down). It does nothing while the inbox
+// itself is missing: an unmounted share is not a deleted file.
+func (d *Daemon) forgetVanished() {
+	if _, err := os.Stat(d.cfg.Inbox); err != nil {
+		return
+	}
+	for _, st := range []store.State{store.Pending, store.Uploading} {
+		entries, err := d.ledger.ByState(st, 0)
+		if err != nil {
+			d.log.Error("read ledger", "err", err)
+			return
+		}
+		for _, e := range entries {
+			fi, err := os.Lstat(d.abs(e.Path))
+			if err == nil && fi.Size() == e.Size && fi.ModTime().Equal(e.ModTime) {
+				continue // the watcher's first scan offers it again
+			}
+			d.log.Info("file gone before its upload finished, forgetting it", "path", e.Path, "state", e.State)
+			if err := d.ledger.Delete(e.Key()); err != nil {
+				d.log.Error("update ledger", "path", e.Path, "err", err)
+			}
+		}
+	}
+}
+
+func (d *Daemon) abs(rel string) string { return filepath.Join(d.cfg.Inbox, filepath.FromSlash(rel)) }
+
+// handle decides what a settled file needs. It runs on the dispatch goroutine and on
+// workers replaying a deferred file, so it holds d.mu.
+func (d *Daemon) handle(r watcher.Ready) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy[r.Rel] {
+		d.deferred[r.Rel] = r
+		return
+	}
+	now := d.clock.Now()
+	e := store.Entry{Path: r.Rel, Size: r.Size, ModTime: r.ModTime}
+	old, found, err := d.ledger.Get(e.Key())
+	if err != nil {
+		d.log.Error("read ledger", "path", r.Rel, "err", err)
+		return
+	}
+	if found {
+		switch old.State {
+		case store.Uploaded:
+			d.afterUpload(old) // a stop between commit and move: finish the move
+			return
+		case store.Pending, store.Uploading:
+			d.enqueue(old)
+			return
+		}
+		// Failed and back in a record folder: staff asked for another try.
+		e.Created = old.Created
+	} else {
+		e.Created = now
+	}
+	e.Updated = now
+	t, link, why := d.check(r)
+	e.Module, e.RecordID, e.Link = t.Module, t.RecordID, link
+	if why != nil {
+		e.State = store.Failed
+		e.LastError = why.What
+		if err := d.ledger.Put(e); err != nil {
+			d.log.Error("update ledger", "path", r.Rel, "err", err)
+			return
+		}
+		d.fail(e, *why)
+		return
+	}
+	e.State = store.Pending
+	if err := d.ledger.Put(e); err != nil {
+		d.log.Error("update ledger", "path", r.Rel, "err", err)
+		return
+	}
+	d.log.Info("file queued", "path", r.Rel, "module", e.Module, "record", e.RecordID, "size", e.Size)
+	d.enqueue(e)
+}
+
+func (d *Daemon) enqueue(e store.Entry) {
+	d.busy[e.Path] = true
+	d.q.push(e)
+}
+
+// check applies every rule that can be decided without the API.
+func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *reason) {
+	if r.Symlink {
+		return inbox.Target{}, "", &reason{
+			What: "This is a link (shortcut) to a file elsewhere, not a file. crmdrop never follows links, so nothing outside the inbox can be uploaded by mistake.",
+			Fix:  "Copy the file itself (not a link to it) into the record folder.",
+		}
+	}
+	t, err := d.layout.Parse(r.Rel)
+	if err != nil {
+		var pe *inbox.PathError
+		if errors.As(err, &pe) {
+			return t, "", &reason{What: pe.Problem, Fix: pe.Fix}
+		}
+		return t, "", &reason{What: err.Error(), Fix: "Put the file in a folder <Module>/<record id>/, such as Leads/1000000231009/."}
+	}
+	name := path.Base(r.Rel)
+	if strings.EqualFold(path.Ext(name), ".exe") {
+		return t, "", &reason{
+			What: "Zoho CRM does not accept programs (.exe files) as attachments.",
+			Fix:  "If you need to share it, put it in a .zip file first and drop the .zip into the record folder.",
+		}
+	}
+	if r.Size > d.cfg.MaxFileSize {
+		return t, "", &reason{
+			What: fmt.Sprintf("The file is %s, more than the %s Zoho CRM accepts for one attachment.", sizeText(r.Size), sizeText(d.cfg.MaxFileSize)),
+			Fix:  "Make the file smaller (scan at a lower resolution, compress it, or split it) and drop it again.",
+		}
+	}
+	if strings.EqualFold(path.Ext(name), ".url") {
+		f, err := os.Open(d.abs(r.Rel))
+		if err != nil {
+			return t, "", &reason{What: "The shortcut could not be read: " + err.Error(), Fix: "Check the file's permissions and drop it again."}
+		}
+		defer f.Close()
+		link, err := inbox.ParseURLFile(f)
+		if err != nil {
+			return t, "", &reason{What: err.Error(), Fix: "Create the shortcut again by dragging the address from the browser into the folder."}
+		}
+		return t, link, nil
+	}
+	return t, "", nil
+}
+
+// process runs one entry's upload on a worker and records where it ended.
+func (d *Daemon) process(ctx context.Context, e store.Entry) {
+	defer d.release(e.Path)
+	job := uploader.Job{
+		ID:      e.Key(),
+		Path:    d.abs(e.Path),
+		Name:    path.Base(e.Path),
+		Dst:     uploader.Target{Module: e.Module, RecordID: e.RecordID},
+		Size:    e.Size,
+		ModTime: e.ModTime,
+		Link:    e.Link,
+	}
+	if e.Link != "" {
+		job.Name = inbox.LinkTitle(job.Name)
+	}
+	if e.State == store.Uploading {
+		job.Since = e.AttemptStart // an attempt was cut short: look before sending again
+	}
+	res, err := d.up.Upload(ctx, job)
+	if ctx.Err() != nil {
+		return // stays as the ledger says; reconciled at the next start
+	}
+	cur, found, gerr := d.ledger.Get(e.Key())
+	if gerr == nil && found {
+		e = cur
+	}
+	e.Updated = d.clock.Now()
+	var perm *uploader.PermanentError
+	switch {
+	case err == nil:
+		e.State = store.Uploaded
+		e.AttachmentID = res.AttachmentID
+		e.SHA256 = res.SHA256
+		e.LastError = ""
+		if err := d.ledger.Put(e); err != nil {
+			d.log.Error("update ledger", "path", e.Path, "err", err)
+			return
+		}
+		d.log.Info("file uploaded", "path", e.Path, "module", e.Module, "record", e.RecordID, "attachment_id", e.AttachmentID, "adopted", res.Adopted)
+		d.afterUpload(e)
+		d.emit(Event{Kind: "uploaded", Path: e.Path, Module: e.Module, RecordID: e.RecordID, AttachmentID: e.AttachmentID, Adopted: res.Adopted})
+	case errors.Is(err, uploader.ErrChanged):
+		d.log.Info("file changed during upload, will take it again once it settles", "path", e.Path)
+		if err := d.ledger.Delete(e.Key()); err != nil {
+			d.log.Error("update ledger", "path", e.Path, "err", err)
+		}
+		d.watch.Forget(e.Path)
+	case errors.As(err, &perm):
+		e.State = store.Failed
+		e.LastError = perm.Error()
+		if err := d.ledger.Put(e); err != nil {
+			d.log.Error("update ledger", "path", e.Path, "err", err)
+			return
+		}
+		d.fail(e, apiReason(e, perm.Err))
+	default:
+		d.log.Error("upload stopped", "path", e.Path, "err", err)
+	}
+}
+
+// release marks a path free and replays a version of it that arrived meanwhile.
+func (d *Daemon) release(rel string) {
+	d.mu.Lock()
+	delete(d.busy, rel)
+	r, ok := d.deferred[rel]
+	delete(d.deferred, rel)
+	d.mu.Unlock()
+	if ok {
+		d.handle(r)
+	}
+}
+
+// begin commits the entry as uploading, with this attempt's start, before any byte is
+// sent: after a crash the next start knows to look on the record first.
+func (d *Daemon) begin(_ context.Context, job uploader.Job, start time.Time) error {
+	e, ok, err := d.ledger.Get(job.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("ledger entry for %s disappeared", job.Path)
+	}
+	if e.State != store.Uploading || e.AttemptStart.IsZero() {
+		e.AttemptStart = start // keep the earliest start of an uncertain run
+	}
+	e.State = store.Uploading
+	e.Attempts++
+	e.Updated = start
+	return d.ledger.Put(e)
+}
+
+func (d *Daemon) known(id string) bool {
+	_, ok, err := d.ledger.AttachmentOwner(id)
+	return ok || err != nil // when in doubt, do not adopt
+}
+
+func (d *Daemon) afterUpload(e store.Entry) {
+	switch d.cfg.AfterUpload {
+	case "move":
+		if _, err := moveUnder(d.cfg.Inbox, uploadedDir, e.Path); err != nil {
+			d.log.Error("move uploaded file", "path", e.Path, "err", err)
+		}
+	case "delete":
+		if err := os.Remove(d.abs(e.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Error("delete uploaded file", "path", e.Path, "err", err)
+		}
+	}
+}
+
+func (d *Daemon) fail(e store.Entry, why reason) {
+	d.log.Warn("file failed", "path", e.Path, "reason", why.What)
+	dst, err := moveUnder(d.cfg.Inbox, failedDir, e.Path)
+	if err != nil {
+		d.log.Error("move failed file", "path", e.Path, "err", err)
+		return
+	}
+	if dst != "" {
+		if err := writeReason(dst, e.Path, why, d.clock.Now()); err != nil {
+			d.log.Error("write error file", "path", e.Path, "err", err)
+		}
+	}
+	d.emit(Event{Kind: "failed", Path: e.Path, Module: e.Module, RecordID: e.RecordID, Reason: why.What})
+}
+
+func (d *Daemon) emit(ev Event) {
+	if d.events != nil {
+		d.events(ev)
+	}
+}
+
+func (d *Daemon) setBlocked(reason string) {
+	d.mu.Lock()
+	d.blocked = reason
+	d.mu.Unlock()
+	if reason == "" {
+		d.log.Info("uploads resumed")
+	} else {
+		d.log.Error("uploads paused until an admin acts", "reason", reason, "probe_every", d.cfg.Retry.BlockedProbe)
+	}
+}
+
+func (d *Daemon) setInboxHealth(err error) {
+	d.mu.Lock()
+	if err == nil {
+		d.inboxErr = ""
+	} else {
+		d.inboxErr = "inbox unavailable: " + err.Error()
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("inbox unavailable, waiting for it to come back", "inbox", d.cfg.Inbox, "err", err)
+	} else {
+		d.log.Info("inbox available")
+	}
+}
+
+// Blocked returns why the daemon cannot make progress, "" when it can.
+func (d *Daemon) Blocked() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.TrimPrefix(strings.Join(nonEmpty(d.inboxErr, d.blocked), "; "), "; ")
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func sizeText(n int64) string {
+	const mib = 1 << 20
+	if n >= mib {
+		return fmt.Sprintf("%.1f MiB", float64(n)/mib)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
