@@ -40,6 +40,12 @@ func commands() []command {
 	return []command{
 		{"run", "run the daemon in the foreground", cmdRun},
 		{"demo", "try crmdrop against a local fake Zoho CRM", cmdDemo},
+		{"check", "check the configuration, the folders and the Zoho credentials", cmdCheck},
+		{"auth", "exchange a Self Client grant token for a refresh token (--grant-token T)", cmdAuth},
+		{"status", "counts, queue, uploads in flight, blocked reason (--json)", cmdStatus},
+		{"list", "ledger entries (--state S, --json)", cmdList},
+		{"retry", "put failed files back in the queue (--all-failed | PATH...)", cmdRetry},
+		{"service", "install|uninstall|start|stop|restart|status the OS service", cmdService},
 		{"version", "print version and build info", cmdVersion},
 	}
 }

@@ -47,6 +47,7 @@ type Entry struct {
 	AttachmentID string
 	SHA256       string
 	Link         string // for .url files: the URL attached
+	MovedTo      string // where the file went after its end state, relative to the inbox ("_failed/Leads/1/a (2).pdf")
 	Created      time.Time
 	Updated      time.Time
 }
@@ -115,6 +116,7 @@ type record struct {
 	AttachmentID string    `json:"attachment,omitempty"`
 	SHA256       string    `json:"sha256,omitempty"`
 	Link         string    `json:"link,omitempty"`
+	MovedTo      string    `json:"moved_to,omitempty"`
 	Created      time.Time `json:"created,omitzero"`
 	Updated      time.Time `json:"updated,omitzero"`
 }
