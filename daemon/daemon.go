@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -17,8 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"crmdrop/admin"
 	"crmdrop/config"
 	"crmdrop/inbox"
 	"crmdrop/store"
@@ -57,14 +61,19 @@ type Options struct {
 	Clock      Clock
 	HTTPClient *http.Client
 	OnEvent    func(Event) // called from worker goroutines; must not block long
+	Version    string      // reported by /api/status
 }
 
 // Daemon is one running crmdrop. Create it with New, run it with Run, then Close it.
 type Daemon struct {
-	cfg    config.Config
-	log    *slog.Logger
-	clock  Clock
-	events func(Event)
+	cfg     config.Config
+	log     *slog.Logger
+	clock   Clock
+	events  func(Event)
+	version string
+	started time.Time
+	metrics *admin.Metrics
+	reg     *prometheus.Registry
 
 	ledger *store.Store
 	layout *inbox.Layout
@@ -76,6 +85,7 @@ type Daemon struct {
 	mu       sync.Mutex
 	busy     map[string]bool          // paths queued or uploading
 	deferred map[string]watcher.Ready // a newer version seen while busy
+	inflight map[string]admin.InFlight
 	inboxErr string
 	blocked  string
 }
@@ -108,12 +118,17 @@ func New(o Options) (*Daemon, error) {
 		log:      o.Logger,
 		clock:    o.Clock,
 		events:   o.OnEvent,
+		version:  o.Version,
+		reg:      prometheus.NewRegistry(),
+		inflight: map[string]admin.InFlight{},
 		ledger:   ledger,
 		layout:   inbox.NewLayout(cfg.CustomModules),
 		q:        newQueue(),
 		busy:     map[string]bool{},
 		deferred: map[string]watcher.Ready{},
 	}
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.metrics = admin.NewMetrics(d.reg, func() float64 { return float64(d.q.len()) })
 	accounts, api := cfg.Zoho.Endpoints()
 	d.zc, err = zoho.New(zoho.Options{
 		AccountsURL:      accounts,
@@ -127,6 +142,7 @@ func New(o Options) (*Daemon, error) {
 		HTTPClient:       o.HTTPClient,
 		Clock:            o.Clock,
 		Logger:           o.Logger,
+		OnMint:           d.metrics.TokensMinted.Inc,
 	})
 	if err != nil {
 		ledger.Close()
@@ -144,6 +160,7 @@ func New(o Options) (*Daemon, error) {
 		Clock:        o.Clock,
 		Logger:       o.Logger,
 		OnBlocked:    d.setBlocked,
+		OnRetry:      d.onRetry,
 	})
 	if err != nil {
 		ledger.Close()
@@ -173,9 +190,21 @@ func (d *Daemon) Close() error { return d.ledger.Close() }
 // "uploading" in the ledger and are reconciled at the next start, so a stop never
 // loses or doubles a file. Run returns nil after a requested stop.
 func (d *Daemon) Run(ctx context.Context) error {
+	var ln net.Listener
+	if d.cfg.AdminListen != "" {
+		var err error
+		if ln, err = admin.Listen(d.cfg.AdminListen); err != nil {
+			return err
+		}
+	}
+	d.started = d.clock.Now()
 	d.forgetVanished()
 	ready := make(chan watcher.Ready, 256)
 	g, ctx := errgroup.WithContext(ctx)
+	if ln != nil {
+		h := admin.NewHandler(d, d.reg)
+		g.Go(func() error { return admin.ServeListener(ctx, ln, h, d.log) })
+	}
 	g.Go(func() error { return d.watch.Run(ctx, ready) })
 	g.Go(func() error {
 		for {
@@ -207,14 +236,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// forgetVanished drops unfinished entries whose file is no longer there as it was
-// (deleted or replaced while the daemon was down). It does nothing while the inbox
-// itself is missing: an unmounted share is not a deleted file.
+// forgetVanished drops pending entries whose file is no longer there as it was
+// (deleted or replaced while the daemon was down). Nothing was sent for them. Entries
+// left "uploading" are kept whatever the inbox shows: an unmounted share can look like
+// an empty folder, and forgetting an attempt that may have been stored is how a file
+// gets attached twice when it comes back.
 func (d *Daemon) forgetVanished() {
 	if _, err := os.Stat(d.cfg.Inbox); err != nil {
 		return
 	}
-	for _, st := range []store.State{store.Pending, store.Uploading} {
+	for _, st := range []store.State{store.Pending} {
 		entries, err := d.ledger.ByState(st, 0)
 		if err != nil {
 			d.log.Error("read ledger", "err", err)
@@ -283,6 +314,7 @@ func (d *Daemon) handle(r watcher.Ready) {
 		d.log.Error("update ledger", "path", r.Rel, "err", err)
 		return
 	}
+	d.metrics.Discovered.Inc()
 	d.log.Info("file queued", "path", r.Rel, "module", e.Module, "record", e.RecordID, "size", e.Size)
 	d.enqueue(e)
 }
@@ -342,6 +374,8 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 	job := uploader.Job{
 		ID:      e.Key(),
 		Path:    d.abs(e.Path),
+		Root:    d.cfg.Inbox,
+		Rel:     e.Path,
 		Name:    path.Base(e.Path),
 		Dst:     uploader.Target{Module: e.Module, RecordID: e.RecordID},
 		Size:    e.Size,
@@ -354,10 +388,14 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 	if e.State == store.Uploading {
 		job.Since = e.AttemptStart // an attempt was cut short: look before sending again
 	}
+	began := d.clock.Now()
+	d.metrics.InFlight.Inc()
 	res, err := d.up.Upload(ctx, job)
+	d.metrics.InFlight.Dec()
 	if ctx.Err() != nil {
 		return // stays as the ledger says; reconciled at the next start
 	}
+	d.metrics.Duration.Observe(d.clock.Now().Sub(began).Seconds())
 	cur, found, gerr := d.ledger.Get(e.Key())
 	if gerr == nil && found {
 		e = cur
@@ -374,10 +412,17 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 			d.log.Error("update ledger", "path", e.Path, "err", err)
 			return
 		}
+		if res.Adopted {
+			d.metrics.Uploads.WithLabelValues(admin.ResultAdopted).Inc()
+		} else {
+			d.metrics.Uploads.WithLabelValues(admin.ResultUploaded).Inc()
+			d.metrics.Bytes.Add(float64(e.Size))
+		}
 		d.log.Info("file uploaded", "path", e.Path, "module", e.Module, "record", e.RecordID, "attachment_id", e.AttachmentID, "adopted", res.Adopted)
 		d.afterUpload(e)
 		d.emit(Event{Kind: "uploaded", Path: e.Path, Module: e.Module, RecordID: e.RecordID, AttachmentID: e.AttachmentID, Adopted: res.Adopted})
 	case errors.Is(err, uploader.ErrChanged):
+		d.metrics.Uploads.WithLabelValues(admin.ResultChanged).Inc()
 		d.log.Info("file changed during upload, will take it again once it settles", "path", e.Path)
 		if err := d.ledger.Delete(e.Key()); err != nil {
 			d.log.Error("update ledger", "path", e.Path, "err", err)
@@ -390,6 +435,7 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 			d.log.Error("update ledger", "path", e.Path, "err", err)
 			return
 		}
+		d.metrics.Uploads.WithLabelValues(admin.ResultFailed).Inc()
 		d.fail(e, apiReason(e, perm.Err))
 	default:
 		d.log.Error("upload stopped", "path", e.Path, "err", err)
@@ -400,6 +446,7 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 func (d *Daemon) release(rel string) {
 	d.mu.Lock()
 	delete(d.busy, rel)
+	delete(d.inflight, rel)
 	r, ok := d.deferred[rel]
 	delete(d.deferred, rel)
 	d.mu.Unlock()
@@ -424,7 +471,25 @@ func (d *Daemon) begin(_ context.Context, job uploader.Job, start time.Time) err
 	e.State = store.Uploading
 	e.Attempts++
 	e.Updated = start
-	return d.ledger.Put(e)
+	if err := d.ledger.Put(e); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.inflight[e.Path] = admin.InFlight{Path: e.Path, Module: e.Module, RecordID: e.RecordID, Attempts: e.Attempts, Since: start}
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *Daemon) onRetry(c uploader.Class, err error) {
+	label := admin.ClassTransient
+	if c == uploader.Ambiguous {
+		label = admin.ClassAmbiguous
+	}
+	d.metrics.Retries.WithLabelValues(label).Inc()
+	var ae *zoho.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusTooManyRequests {
+		d.metrics.Throttled.Inc()
+	}
 }
 
 func (d *Daemon) known(id string) bool {
@@ -435,13 +500,32 @@ func (d *Daemon) known(id string) bool {
 func (d *Daemon) afterUpload(e store.Entry) {
 	switch d.cfg.AfterUpload {
 	case "move":
-		if _, err := moveUnder(d.cfg.Inbox, uploadedDir, e.Path); err != nil {
+		dst, err := moveUnder(d.cfg.Inbox, uploadedDir, e.Path)
+		if err != nil {
 			d.log.Error("move uploaded file", "path", e.Path, "err", err)
+			return
 		}
+		d.recordMove(e, dst)
 	case "delete":
 		if err := os.Remove(d.abs(e.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			d.log.Error("delete uploaded file", "path", e.Path, "err", err)
 		}
+	}
+}
+
+// recordMove notes where the file went, for `list` and `retry`. The state change it
+// follows was committed before the move; this is only a label.
+func (d *Daemon) recordMove(e store.Entry, dst string) {
+	if dst == "" {
+		return
+	}
+	rel, err := filepath.Rel(d.cfg.Inbox, dst)
+	if err != nil {
+		return
+	}
+	e.MovedTo = filepath.ToSlash(rel)
+	if err := d.ledger.Put(e); err != nil {
+		d.log.Error("update ledger", "path", e.Path, "err", err)
 	}
 }
 
@@ -456,6 +540,7 @@ func (d *Daemon) fail(e store.Entry, why reason) {
 		if err := writeReason(dst, e.Path, why, d.clock.Now()); err != nil {
 			d.log.Error("write error file", "path", e.Path, "err", err)
 		}
+		d.recordMove(e, dst)
 	}
 	d.emit(Event{Kind: "failed", Path: e.Path, Module: e.Module, RecordID: e.RecordID, Reason: why.What})
 }
@@ -470,6 +555,7 @@ func (d *Daemon) setBlocked(reason string) {
 	d.mu.Lock()
 	d.blocked = reason
 	d.mu.Unlock()
+	d.updateBlockedGauge()
 	if reason == "" {
 		d.log.Info("uploads resumed")
 	} else {
@@ -485,6 +571,7 @@ func (d *Daemon) setInboxHealth(err error) {
 		d.inboxErr = "inbox unavailable: " + err.Error()
 	}
 	d.mu.Unlock()
+	d.updateBlockedGauge()
 	if err != nil {
 		d.log.Error("inbox unavailable, waiting for it to come back", "inbox", d.cfg.Inbox, "err", err)
 	} else {
@@ -497,6 +584,14 @@ func (d *Daemon) Blocked() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return strings.TrimPrefix(strings.Join(nonEmpty(d.inboxErr, d.blocked), "; "), "; ")
+}
+
+func (d *Daemon) updateBlockedGauge() {
+	if d.Blocked() != "" {
+		d.metrics.Blocked.Set(1)
+	} else {
+		d.metrics.Blocked.Set(0)
+	}
 }
 
 func nonEmpty(s ...string) []string {

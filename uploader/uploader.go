@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -82,6 +83,10 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 type Job struct {
 	ID      string // the caller's name for the job, handed back to Begin
 	Path    string // on disk
+	// Root, when set, is the inbox: the file is then opened as Rel through os.Root, so
+	// no symlink (even a parent folder swapped for one after the watcher looked) can
+	// lead the upload outside it.
+	Root, Rel string
 	Name    string // attachment file name, or the link's title
 	Dst     Target
 	Size    int64     // identity the file must still have when the upload ends
@@ -336,7 +341,7 @@ func (u *Uploader) send(ctx context.Context, job Job) (Result, error) {
 		}
 		return Result{AttachmentID: id}, nil
 	}
-	f := &fileSource{path: job.Path, size: job.Size, mtime: job.ModTime}
+	f := &fileSource{path: job.Path, root: job.Root, rel: job.Rel, size: job.Size, mtime: job.ModTime}
 	id, err := u.o.Remote.UploadFile(ctx, job.Dst, job.Name, job.Size, f.open)
 	if f.wasChanged() {
 		return Result{}, ErrChanged
@@ -357,6 +362,8 @@ func (u *Uploader) send(ctx context.Context, job Job) (Result, error) {
 // guarded by mu.
 type fileSource struct {
 	path  string
+	root  string
+	rel   string
 	size  int64
 	mtime time.Time
 
@@ -376,12 +383,22 @@ func (f *fileSource) wasChanged() bool {
 func (f *fileSource) open() (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	before, err := os.Lstat(f.path)
+	lstat, open := os.Lstat, os.Open
+	name := f.path
+	if f.root != "" {
+		root, err := os.OpenRoot(f.root)
+		if err != nil {
+			return nil, fmt.Errorf("open inbox: %w", err)
+		}
+		defer root.Close()
+		lstat, open, name = root.Lstat, root.Open, filepath.FromSlash(f.rel)
+	}
+	before, err := lstat(name)
 	if err != nil || !before.Mode().IsRegular() || before.Size() != f.size || !before.ModTime().Equal(f.mtime) {
 		f.changed = true
 		return nil, ErrChanged
 	}
-	file, err := os.Open(f.path)
+	file, err := open(name)
 	if err != nil {
 		f.changed = true
 		return nil, ErrChanged

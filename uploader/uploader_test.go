@@ -320,3 +320,29 @@ func TestUploadStopsOnCancel(t *testing.T) {
 		t.Fatalf("Upload err = %v, want context.Canceled", err)
 	}
 }
+
+func TestUploadRefusesParentFolderSwappedForLink(t *testing.T) {
+	inboxDir := t.TempDir()
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "a.pdf"), []byte("secret"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(inboxDir, "rec")); err != nil {
+		t.Skip("symlinks not available:", err)
+	}
+	fi, err := os.Stat(filepath.Join(outside, "a.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRemote{}
+	u := newTestUploader(t, r, Options{})
+	job := Job{ID: "k", Path: filepath.Join(inboxDir, "rec", "a.pdf"), Root: inboxDir, Rel: "rec/a.pdf",
+		Name: "a.pdf", Dst: Target{"Leads", "1"}, Size: fi.Size(), ModTime: fi.ModTime()}
+	_, err = u.Upload(t.Context(), job)
+	if len(r.stored) != 0 {
+		t.Fatal("a file outside the inbox was uploaded through a symlinked folder")
+	}
+	if err == nil {
+		t.Fatal("Upload through a symlinked folder succeeded")
+	}
+}

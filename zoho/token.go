@@ -141,6 +141,9 @@ func (c *Client) mint(ctx context.Context, now time.Time) (token, error) {
 		return token{}, &APIError{Status: http.StatusOK, Code: "INVALID_RESPONSE", Message: "the accounts server sent no access_token", auth: true}
 	}
 	c.minted.Add(1)
+	if c.onMint != nil {
+		c.onMint()
+	}
 	life := lifetime(tr.ExpiresIn, tr.ExpiresInSec)
 	t := token{
 		access:    tr.AccessToken,

@@ -46,6 +46,9 @@ type Options struct {
 	HTTPClient *http.Client
 	Clock      Clock
 	Logger     *slog.Logger
+
+	// OnMint, when set, is called after each access token is minted (for metrics).
+	OnMint func()
 }
 
 // Client talks to one Zoho CRM org. It is safe for concurrent use; all goroutines
@@ -75,6 +78,7 @@ type Client struct {
 	lockErr   *TokenError
 
 	minted atomic.Int64
+	onMint func()
 }
 
 // New checks opts and returns a Client. It makes no network call; it loads a
@@ -116,6 +120,7 @@ func New(opts Options) (*Client, error) {
 		cachePath: opts.TokenCache,
 		cacheKey:  refreshHash(opts.RefreshToken),
 		sem:       make(chan struct{}, 1),
+		onMint:    opts.OnMint,
 	}
 	if c.hc == nil {
 		c.hc = defaultHTTPClient()

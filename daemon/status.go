@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"crmdrop/admin"
+	"crmdrop/store"
+)
+
+var _ admin.Lister = (*Daemon)(nil)
+
+// Status is the snapshot behind /api/status and /healthz. Safe for concurrent use.
+func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
+	counts, err := d.ledger.Counts()
+	if err != nil {
+		return admin.Status{}, err
+	}
+	s := admin.Status{
+		State:     admin.StateRunning,
+		Counts:    map[string]int{},
+		Queue:     d.q.len(),
+		Inbox:     d.cfg.Inbox,
+		Version:   d.version,
+		StartedAt: d.started,
+		Source:    admin.SourceDaemon,
+	}
+	for st, n := range counts {
+		s.Counts[string(st)] = n
+	}
+	if reason := d.Blocked(); reason != "" {
+		s.State, s.BlockedReason = admin.StateBlocked, reason
+	}
+	d.mu.Lock()
+	for _, f := range d.inflight {
+		s.InFlight = append(s.InFlight, f)
+	}
+	d.mu.Unlock()
+	sort.Slice(s.InFlight, func(i, j int) bool { return s.InFlight[i].Since.Before(s.InFlight[j].Since) })
+	failed, err := d.ledger.ByState(store.Failed, 0)
+	if err != nil {
+		return admin.Status{}, err
+	}
+	sort.Slice(failed, func(i, j int) bool { return failed[i].Updated.After(failed[j].Updated) })
+	for _, e := range failed[:min(len(failed), 10)] {
+		s.RecentFailures = append(s.RecentFailures, admin.Failure{Path: e.Path, Error: e.LastError, At: e.Updated})
+	}
+	return s, nil
+}
+
+// Entries lists ledger entries for `crmdrop list` while the daemon holds the ledger.
+func (d *Daemon) Entries(ctx context.Context, state string, limit int) ([]admin.Entry, error) {
+	var out []admin.Entry
+	add := func(e store.Entry) bool {
+		out = append(out, EntryView(e))
+		return limit <= 0 || len(out) < limit
+	}
+	if state != "" {
+		st := store.State(state)
+		switch st {
+		case store.Pending, store.Uploading, store.Uploaded, store.Failed:
+		default:
+			return nil, fmt.Errorf("unknown state %q: use pending, uploading, uploaded or failed", state)
+		}
+		entries, err := d.ledger.ByState(st, limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			add(e)
+		}
+		return out, nil
+	}
+	return out, d.ledger.Each(add)
+}
+
+// EntryView is the admin form of a ledger entry.
+func EntryView(e store.Entry) admin.Entry {
+	return admin.Entry{
+		Path: e.Path, Module: e.Module, RecordID: e.RecordID, State: string(e.State),
+		Size: e.Size, ModTime: e.ModTime, Attempts: e.Attempts, LastError: e.LastError,
+		AttachmentID: e.AttachmentID, MovedTo: e.MovedTo, Updated: e.Updated,
+	}
+}
