@@ -35,6 +35,10 @@ func (r remote) List(ctx context.Context, dst uploader.Target) ([]uploader.Attac
 	return out, nil
 }
 
+func (r remote) Delete(ctx context.Context, dst uploader.Target, id string) error {
+	return r.c.DeleteAttachment(ctx, dst.Module, dst.RecordID, id)
+}
+
 // classify maps zoho's classes onto the uploader's.
 func classify(err error) (uploader.Class, time.Duration) {
 	c, hint := zoho.Classify(err)

@@ -66,6 +66,7 @@ type Remote interface {
 	UploadFile(ctx context.Context, dst Target, name string, size int64, open func() (io.ReadCloser, error)) (id string, err error)
 	UploadLink(ctx context.Context, dst Target, link, title string) (id string, err error)
 	List(ctx context.Context, dst Target) ([]Attachment, error)
+	Delete(ctx context.Context, dst Target, id string) error
 }
 
 // Clock is the time source; tests drive a manual one.
@@ -81,17 +82,17 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // Job is one file to attach.
 type Job struct {
-	ID      string // the caller's name for the job, handed back to Begin
-	Path    string // on disk
+	ID   string // the caller's name for the job, handed back to Begin
+	Path string // on disk
 	// Root, when set, is the inbox: the file is then opened as Rel through os.Root, so
 	// no symlink (even a parent folder swapped for one after the watcher looked) can
 	// lead the upload outside it.
 	Root, Rel string
-	Name    string // attachment file name, or the link's title
-	Dst     Target
-	Size    int64     // identity the file must still have when the upload ends
-	ModTime time.Time //
-	Link    string    // non-empty: attach this URL instead of the file's bytes
+	Name      string // attachment file name, or the link's title
+	Dst       Target
+	Size      int64     // identity the file must still have when the upload ends
+	ModTime   time.Time //
+	Link      string    // non-empty: attach this URL instead of the file's bytes
 
 	// Since is the start of an earlier attempt that may have been stored (a crash or an
 	// ambiguous failure): the record is searched before anything is sent again.
@@ -133,6 +134,10 @@ type Options struct {
 	MaxDelay     time.Duration // default 5m
 	BlockedProbe time.Duration // default 2m
 	ClockSkew    time.Duration // allowance when matching Created_Time, default 2m
+	// StallTimeout ends an attempt whose body has not moved for this long (a server
+	// that stopped reading), default 2m. The HTTP client's own timeouts cover the
+	// connection and the wait for the answer, not a body that stops mid-way.
+	StallTimeout time.Duration
 
 	Clock     Clock
 	Logger    *slog.Logger
@@ -164,6 +169,9 @@ func New(o Options) (*Uploader, error) {
 	}
 	if o.ClockSkew <= 0 {
 		o.ClockSkew = 2 * time.Minute
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 2 * time.Minute
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}
@@ -341,19 +349,45 @@ func (u *Uploader) send(ctx context.Context, job Job) (Result, error) {
 		}
 		return Result{AttachmentID: id}, nil
 	}
-	f := &fileSource{path: job.Path, root: job.Root, rel: job.Rel, size: job.Size, mtime: job.ModTime}
-	id, err := u.o.Remote.UploadFile(ctx, job.Dst, job.Name, job.Size, f.open)
+	f := &fileSource{path: job.Path, root: job.Root, rel: job.Rel, size: job.Size, mtime: job.ModTime, clock: u.o.Clock}
+	attemptCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go u.watchStall(attemptCtx, f, cancel)
+	id, err := u.o.Remote.UploadFile(attemptCtx, job.Dst, job.Name, job.Size, f.open)
 	if f.wasChanged() {
 		return Result{}, ErrChanged
 	}
 	if err != nil {
+		if ctx.Err() == nil && attemptCtx.Err() != nil {
+			return Result{}, fmt.Errorf("upload stalled: no progress for %v: %w", u.o.StallTimeout, err)
+		}
 		return Result{}, err
 	}
-	// Re-stat after the bytes went out: if the file moved on, the upload does not count.
+	// Re-stat after the bytes went out: if the file moved on, the upload does not count,
+	// and what was stored (part old, part new) is taken back.
 	if !f.unchanged() {
+		if err := u.o.Remote.Delete(context.WithoutCancel(ctx), job.Dst, id); err != nil {
+			u.o.Logger.Warn("could not remove the attachment of a file that changed during upload", "path", job.Path, "attachment_id", id, "err", err)
+		}
 		return Result{}, ErrChanged
 	}
 	return Result{AttachmentID: id, SHA256: f.sum()}, nil
+}
+
+// watchStall cancels the attempt when its body stops moving for StallTimeout.
+func (u *Uploader) watchStall(ctx context.Context, f *fileSource, cancel func()) {
+	tick := u.o.StallTimeout / 4
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-u.o.Clock.After(tick):
+		}
+		if f.stalled(u.o.Clock.Now(), u.o.StallTimeout) {
+			cancel()
+			return
+		}
+	}
 }
 
 // fileSource opens the file for each HTTP attempt, refusing anything that is no longer
@@ -367,11 +401,14 @@ type fileSource struct {
 	size  int64
 	mtime time.Time
 
-	mu      sync.Mutex
-	changed bool
-	h       hash.Hash
-	opened  bool
-	n       int64
+	clock Clock
+
+	mu       sync.Mutex
+	changed  bool
+	progress time.Time // last time bytes moved (or the file was opened)
+	h        hash.Hash
+	opened   bool
+	n        int64
 }
 
 func (f *fileSource) wasChanged() bool {
@@ -411,6 +448,7 @@ func (f *fileSource) open() (io.ReadCloser, error) {
 	}
 	f.h = sha256.New()
 	f.n = 0
+	f.progress = f.clock.Now()
 	f.opened = true
 	return &hashingReader{f: f, file: file, r: io.LimitReader(file, f.size+1)}, nil
 }
@@ -423,6 +461,13 @@ func (f *fileSource) unchanged() bool {
 	}
 	after, err := os.Lstat(f.path)
 	return err == nil && after.Size() == f.size && after.ModTime().Equal(f.mtime)
+}
+
+// stalled reports an opened body that is not finished and has not moved for limit.
+func (f *fileSource) stalled(now time.Time, limit time.Duration) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.opened && f.n < f.size && now.Sub(f.progress) > limit
 }
 
 func (f *fileSource) sum() string {
@@ -443,6 +488,9 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	defer h.f.mu.Unlock()
 	h.f.h.Write(p[:n])
 	h.f.n += int64(n)
+	if n > 0 {
+		h.f.progress = h.f.clock.Now()
+	}
 	if h.f.n > h.f.size {
 		h.f.changed = true
 		return n, ErrChanged

@@ -33,12 +33,13 @@ func testClassify(err error) (Class, time.Duration) {
 // fakeRemote stores what it is sent and fails as scripted: each script entry is
 // (store?, error) for one upload call.
 type fakeRemote struct {
-	mu     sync.Mutex
-	script []step
-	stored []Attachment
-	sums   []string
-	calls  int
-	lists  int
+	mu      sync.Mutex
+	script  []step
+	stored  []Attachment
+	sums    []string
+	calls   int
+	lists   int
+	deleted []string
 	// during is called while the body is being read, to change the file mid-upload.
 	during func()
 }
@@ -110,6 +111,19 @@ func (r *fakeRemote) UploadLink(ctx context.Context, dst Target, link, title str
 		}
 	}
 	return "", s.err
+}
+
+func (r *fakeRemote) Delete(ctx context.Context, dst Target, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, a := range r.stored {
+		if a.ID == id {
+			r.stored = append(r.stored[:i], r.stored[i+1:]...)
+			r.deleted = append(r.deleted, id)
+			return nil
+		}
+	}
+	return errors.New("no such attachment")
 }
 
 func (r *fakeRemote) List(ctx context.Context, dst Target) ([]Attachment, error) {
@@ -254,6 +268,65 @@ func TestUploadFileChangedMidway(t *testing.T) {
 	u := newTestUploader(t, r, Options{})
 	if _, err := u.Upload(t.Context(), job); !errors.Is(err, ErrChanged) {
 		t.Fatalf("Upload err = %v, want ErrChanged", err)
+	}
+}
+
+func TestUploadFileRewrittenInPlaceIsTakenBack(t *testing.T) {
+	job := writeFile(t, "0123456789")
+	r := &fakeRemote{}
+	r.during = func() {
+		// Same size, new content and mtime: only the re-stat after the upload sees it.
+		f, err := os.OpenFile(job.Path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f.WriteAt([]byte("X"), 9)
+		f.Close()
+		os.Chtimes(job.Path, time.Now(), job.ModTime.Add(time.Second))
+	}
+	u := newTestUploader(t, r, Options{})
+	if _, err := u.Upload(t.Context(), job); !errors.Is(err, ErrChanged) {
+		t.Fatalf("Upload err = %v, want ErrChanged", err)
+	}
+	if len(r.stored) != 0 || len(r.deleted) != 1 {
+		t.Errorf("stored %d, deleted %d: the mixed upload must be taken back", len(r.stored), len(r.deleted))
+	}
+}
+
+// stallingRemote reads a little of the body and then stops reading, like a server
+// that hung mid-upload, until its context ends.
+type stallingRemote struct{ fakeRemote }
+
+func (r *stallingRemote) UploadFile(ctx context.Context, dst Target, name string, size int64, open func() (io.ReadCloser, error)) (string, error) {
+	r.mu.Lock()
+	r.calls++
+	first := r.calls == 1
+	r.mu.Unlock()
+	if !first {
+		return r.fakeRemote.UploadFile(ctx, dst, name, size, open)
+	}
+	body, err := open()
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	body.Read(make([]byte, 2))
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+func TestUploadStallIsCutAndRetried(t *testing.T) {
+	job := writeFile(t, "0123456789")
+	r := &stallingRemote{}
+	var classes []Class
+	u := newTestUploader(t, r, Options{StallTimeout: 50 * time.Millisecond, OnRetry: func(c Class, err error) { classes = append(classes, c) }})
+	res, err := u.Upload(t.Context(), job)
+	if err != nil || res.AttachmentID == "" {
+		t.Fatalf("Upload = %+v, %v; want success after the stalled attempt", res, err)
+	}
+	if len(classes) != 1 {
+		t.Errorf("retries = %v, want one after the stall", classes)
 	}
 }
 
