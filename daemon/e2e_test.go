@@ -382,3 +382,17 @@ func TestEndToEndPermanentAPIError(t *testing.T) {
 		t.Errorf("fake stored %d, want 1", len(fake.Uploads()))
 	}
 }
+
+func TestEndToEndMissingInboxBlocksThenRecovers(t *testing.T) {
+	h := newHarness(t, nil, func(c *config.Config) { c.RescanInterval = time.Second })
+	if err := os.RemoveAll(h.cfg.Inbox); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	waitFor(t, "blocked on the missing inbox", 20*time.Second, func() bool { return strings.Contains(h.d.Blocked(), "inbox") })
+	h.drop("Leads/1/late.txt", "the share came back")
+	waitFor(t, "upload after the inbox returned", 30*time.Second, func() bool { return h.eventCount("uploaded") == 1 })
+	if b := h.d.Blocked(); b != "" {
+		t.Errorf("still blocked after the inbox came back: %q", b)
+	}
+}
