@@ -86,6 +86,7 @@ type Daemon struct {
 	busy     map[string]bool          // paths queued or uploading
 	deferred map[string]watcher.Ready // a newer version seen while busy
 	inflight map[string]admin.InFlight
+	claimed  map[string]bool // attachment ids adopted in this run
 	inboxErr string
 	blocked  string
 }
@@ -121,6 +122,7 @@ func New(o Options) (*Daemon, error) {
 		version:  o.Version,
 		reg:      prometheus.NewRegistry(),
 		inflight: map[string]admin.InFlight{},
+		claimed:  map[string]bool{},
 		ledger:   ledger,
 		layout:   inbox.NewLayout(cfg.CustomModules),
 		q:        newQueue(),
@@ -152,7 +154,7 @@ func New(o Options) (*Daemon, error) {
 		Remote:       remote{d.zc},
 		Classify:     classify,
 		LinkExists:   zoho.IsLinkExists,
-		Known:        d.known,
+		Claim:        d.claim,
 		Begin:        d.begin,
 		InitialDelay: cfg.Retry.InitialDelay,
 		MaxDelay:     cfg.Retry.MaxDelay,
@@ -392,7 +394,7 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 	d.metrics.InFlight.Inc()
 	res, err := d.up.Upload(ctx, job)
 	d.metrics.InFlight.Dec()
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		return // stays as the ledger says; reconciled at the next start
 	}
 	d.metrics.Duration.Observe(d.clock.Now().Sub(began).Seconds())
@@ -492,9 +494,19 @@ func (d *Daemon) onRetry(c uploader.Class, err error) {
 	}
 }
 
-func (d *Daemon) known(id string) bool {
-	_, ok, err := d.ledger.AttachmentOwner(id)
-	return ok || err != nil // when in doubt, do not adopt
+// claim reserves an attachment id for one reconciliation. An id recorded in the
+// ledger, or claimed by another worker whose commit has not landed yet, is refused.
+func (d *Daemon) claim(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.claimed[id] {
+		return false
+	}
+	if _, owned, err := d.ledger.AttachmentOwner(id); owned || err != nil {
+		return false // when in doubt, do not adopt
+	}
+	d.claimed[id] = true
+	return true
 }
 
 func (d *Daemon) afterUpload(e store.Entry) {

@@ -163,12 +163,12 @@ func TestMatch(t *testing.T) {
 	att := func(id, name string, size int64, created time.Time) Attachment {
 		return Attachment{ID: id, Name: name, Size: size, Created: created}
 	}
-	none := func(string) bool { return false }
+	none := func(string) bool { return true }
 	tests := []struct {
 		name  string
 		list  []Attachment
 		job   Job
-		known func(string) bool
+		claim func(string) bool
 		want  string
 	}{
 		{"exact", []Attachment{att("1", "a.pdf", 100, start.Add(time.Second))}, job, none, "1"},
@@ -176,15 +176,16 @@ func TestMatch(t *testing.T) {
 		{"too old", []Attachment{att("1", "a.pdf", 100, start.Add(-3*time.Minute))}, job, none, ""},
 		{"other size", []Attachment{att("1", "a.pdf", 101, start)}, job, none, ""},
 		{"other name", []Attachment{att("1", "b.pdf", 100, start)}, job, none, ""},
-		{"already in ledger", []Attachment{att("1", "a.pdf", 100, start)}, job, func(id string) bool { return id == "1" }, ""},
+		{"already in ledger", []Attachment{att("1", "a.pdf", 100, start)}, job, func(id string) bool { return id != "1" }, ""},
 		{"earliest unclaimed wins", []Attachment{att("2", "a.pdf", 100, start.Add(5*time.Second)), att("1", "a.pdf", 100, start.Add(time.Second))}, job, none, "1"},
 		{"link", []Attachment{{ID: "9", Name: "site", Link: "https://example.com/", Created: start}}, link, none, "9"},
 		{"other link", []Attachment{{ID: "9", Name: "site", Link: "https://example.org/", Created: start}}, link, none, ""},
 		{"empty", nil, job, none, ""},
+		{"earliest taken: next one", []Attachment{att("1", "a.pdf", 100, start), att("2", "a.pdf", 100, start.Add(time.Second))}, job, func(id string) bool { return id != "1" }, "2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok, _ := match(tt.list, tt.job, start.Add(-skew), tt.known)
+			got, ok, _ := match(tt.list, tt.job, start.Add(-skew), tt.claim)
 			if got != tt.want || ok != (tt.want != "") {
 				t.Errorf("match = %q, %v; want %q", got, ok, tt.want)
 			}

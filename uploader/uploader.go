@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 )
@@ -123,9 +124,10 @@ type Options struct {
 	// LinkExists reports an error that says the record already has this link: after an
 	// ambiguous attempt that means the earlier attempt stored it.
 	LinkExists func(error) bool
-	// Known reports whether an attachment id is already recorded for another file, so
-	// reconciliation never adopts the same attachment twice.
-	Known func(id string) bool
+	// Claim reserves an attachment id for the job being reconciled and reports false if
+	// the ledger or another job already holds it, so two files that look alike (same
+	// name and size on one record) never adopt the same attachment. It must be atomic.
+	Claim func(id string) bool
 	// Begin is called before every send with its start time; the daemon commits the
 	// entry as uploading (with that start) there, before the first byte goes out.
 	Begin func(ctx context.Context, job Job, start time.Time) error
@@ -182,8 +184,8 @@ func New(o Options) (*Uploader, error) {
 	if o.LinkExists == nil {
 		o.LinkExists = func(error) bool { return false }
 	}
-	if o.Known == nil {
-		o.Known = func(string) bool { return false }
+	if o.Claim == nil {
+		o.Claim = func(string) bool { return true }
 	}
 	if o.Begin == nil {
 		o.Begin = func(context.Context, Job, time.Time) error { return nil }
@@ -285,28 +287,29 @@ func (u *Uploader) find(ctx context.Context, job Job, since time.Time) (string, 
 	if err != nil {
 		return "", false, err
 	}
-	return match(list, job, since.Add(-u.o.ClockSkew), u.o.Known)
+	return match(list, job, since.Add(-u.o.ClockSkew), u.o.Claim)
 }
 
-func match(list []Attachment, job Job, notBefore time.Time, known func(string) bool) (string, bool, error) {
-	var best *Attachment
-	for i := range list {
-		a := &list[i]
+// match returns the earliest attachment that looks like job, was created no earlier
+// than notBefore, and can be claimed.
+func match(list []Attachment, job Job, notBefore time.Time, claim func(string) bool) (string, bool, error) {
+	var cands []Attachment
+	for _, a := range list {
 		same := a.Name == job.Name && a.Size == job.Size
 		if job.Link != "" {
 			same = a.Link == job.Link
 		}
-		if !same || a.Created.Before(notBefore) || known(a.ID) {
-			continue
-		}
-		if best == nil || a.Created.Before(best.Created) {
-			best = a
+		if same && !a.Created.Before(notBefore) {
+			cands = append(cands, a)
 		}
 	}
-	if best == nil {
-		return "", false, nil
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Created.Before(cands[j].Created) })
+	for _, a := range cands {
+		if claim(a.ID) {
+			return a.ID, true, nil
+		}
 	}
-	return best.ID, true, nil
+	return "", false, nil
 }
 
 // attempt is one try: reconcile if an earlier try may have been stored, then send.

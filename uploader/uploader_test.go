@@ -231,7 +231,7 @@ func TestUploadReconcilesCrashedAttempt(t *testing.T) {
 func TestUploadDoesNotAdoptKnownAttachment(t *testing.T) {
 	job := writeFile(t, "abc")
 	r := &fakeRemote{stored: []Attachment{{ID: "77", Name: "a.pdf", Size: 3, Created: time.Now()}}}
-	u := newTestUploader(t, r, Options{Known: func(id string) bool { return id == "77" }})
+	u := newTestUploader(t, r, Options{Claim: func(id string) bool { return id != "77" }})
 	job.Since = time.Now().Add(-time.Second)
 	res, err := u.Upload(t.Context(), job)
 	if err != nil || res.Adopted || res.AttachmentID == "77" {
