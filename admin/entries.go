@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -25,3 +26,10 @@ type Entry struct {
 type Lister interface {
 	Entries(ctx context.Context, state string, limit int) ([]Entry, error)
 }
+
+// States returns the ledger states an Entry can be in, in their usual order.
+func States() []string { return countKeys() }
+
+// ValidState reports whether s is one of States or "" (all states), as accepted by
+// /api/entries and `crmdrop list --state`.
+func ValidState(s string) bool { return s == "" || slices.Contains(countKeys(), s) }

@@ -2,7 +2,11 @@ package admin
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,6 +18,10 @@ import (
 //	                 when blocked (503 "<state>\n" for any other state); 500 if src fails
 //	GET /metrics     the Prometheus text format for gatherer (nil: an empty registry)
 //	GET /api/status  200 with src's Status as JSON, blocked or not; 500 if src fails
+//	GET /api/entries only when src also implements Lister: 200 with a JSON array of
+//	                 Entry ([] when none); query state= (pending, uploading, uploaded,
+//	                 failed; empty or absent for all) and limit= (a count; 0 or absent
+//	                 for all); 400 for any other state or limit; 500 if src fails
 //
 // HEAD works wherever GET does; other methods get 405, other paths 404. The handler adds
 // nothing to what src returns (no configuration, no environment), so what it shows is
@@ -72,7 +80,45 @@ func NewHandler(src Source, gatherer prometheus.Gatherer) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		w.Write(append(body, '\n'))
 	})
+	if l, ok := src.(Lister); ok {
+		mux.HandleFunc("GET /api/entries", func(w http.ResponseWriter, r *http.Request) {
+			state, limit, err := entriesQuery(r.URL.Query())
+			if err != nil {
+				plain(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			entries, err := l.Entries(r.Context(), state, limit)
+			if err != nil {
+				plain(w, http.StatusInternalServerError, "entries unavailable: "+err.Error())
+				return
+			}
+			if entries == nil {
+				entries = []Entry{} // scripts get [], never null
+			}
+			h := w.Header()
+			h.Set("Content-Type", "application/json")
+			h.Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusOK)
+			// Streamed: a ledger can hold many thousands of entries.
+			json.NewEncoder(w).Encode(entries)
+		})
+	}
 	return mux
+}
+
+// entriesQuery reads and checks /api/entries' state and limit parameters.
+func entriesQuery(q url.Values) (state string, limit int, err error) {
+	state = q.Get("state")
+	if !ValidState(state) {
+		return "", 0, fmt.Errorf("unknown state %q: use %s, or none for all", oneLine(state), strings.Join(States(), ", "))
+	}
+	if v := q.Get("limit"); v != "" {
+		limit, err = strconv.Atoi(v)
+		if err != nil || limit < 0 {
+			return "", 0, fmt.Errorf("limit must be a whole number, 0 or more, got %q", oneLine(v))
+		}
+	}
+	return state, limit, nil
 }
 
 // plain writes msg as one text line; line breaks inside msg (a multi-line error from

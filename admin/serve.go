@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +26,10 @@ const (
 	fetchTimeout = 2 * time.Second
 	// maxStatusBody caps what Fetch reads; a real Status is a few KiB.
 	maxStatusBody = 4 << 20
+	// entriesTimeout and maxEntriesBody bound FetchEntries: an entry is about 300 bytes
+	// of JSON, so this allows for some 800,000 of them.
+	entriesTimeout = 30 * time.Second
+	maxEntriesBody = 256 << 20
 )
 
 // ErrUnreachable is wrapped by Fetch's errors when no daemon answered at the address:
@@ -120,35 +126,9 @@ func Fetch(ctx context.Context, addr string) (Status, error) {
 }
 
 func fetch(ctx context.Context, addr string, timeout time.Duration) (Status, error) {
-	if addr == "" {
-		return Status{}, fmt.Errorf("%w: admin_listen is empty, so the daemon has no admin endpoint", ErrUnreachable)
-	}
-	host, err := dialAddr(addr)
+	body, host, err := getJSON(ctx, addr, "/api/status", timeout, maxStatusBody)
 	if err != nil {
-		return Status{}, fmt.Errorf("admin_listen %q: %w", addr, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/api/status", nil)
-	if err != nil {
-		return Status{}, fmt.Errorf("admin_listen %q: %w", addr, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	// Own transport: no proxy from the environment (a proxy would "answer" for a daemon
-	// that is down), and no idle connection left behind by a one-shot command.
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Status{}, fmt.Errorf("%w at %s: %w", ErrUnreachable, host, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusBody))
-	if err != nil {
-		return Status{}, fmt.Errorf("%w at %s: reading the answer: %w", ErrUnreachable, host, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
-		return Status{}, fmt.Errorf("crmdrop daemon at %s answered %s: %s", host, resp.Status, line)
+		return Status{}, err
 	}
 	var st Status
 	if err := json.Unmarshal(body, &st); err != nil {
@@ -158,6 +138,79 @@ func fetch(ctx context.Context, addr string, timeout time.Duration) (Status, err
 		st.Source = SourceDaemon
 	}
 	return st, nil
+}
+
+// FetchEntries gets ledger entries from the daemon whose admin_listen is addr (GET
+// /api/entries): state "" means all, limit <= 0 means no limit. It reaches addr as
+// Fetch does and, like it, wraps ErrUnreachable when nothing answers; it waits up to
+// 30 s, as a big ledger takes a while to list. A daemon that answers but does not
+// serve /api/entries gets an error saying so. The result is never nil on success.
+func FetchEntries(ctx context.Context, addr, state string, limit int) ([]Entry, error) {
+	q := url.Values{}
+	if state != "" {
+		q.Set("state", state)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/api/entries"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	body, host, err := getJSON(ctx, addr, path, entriesTimeout, maxEntriesBody)
+	if err != nil {
+		return nil, err
+	}
+	entries := []Entry{}
+	if err := json.Unmarshal(body, &entries); err != nil {
+		return nil, fmt.Errorf("crmdrop daemon at %s sent entries that are not valid JSON (is another program using that port?): %w", host, err)
+	}
+	if entries == nil {
+		entries = []Entry{}
+	}
+	return entries, nil
+}
+
+// getJSON fetches path from the daemon at the listen address addr and returns the body of
+// a 200 answer and the host:port it dialled.
+func getJSON(ctx context.Context, addr, path string, timeout time.Duration, maxBody int64) ([]byte, string, error) {
+	if addr == "" {
+		return nil, "", fmt.Errorf("%w: admin_listen is empty, so the daemon has no admin endpoint", ErrUnreachable)
+	}
+	host, err := dialAddr(addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("admin_listen %q: %w", addr, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+path, nil)
+	if err != nil {
+		return nil, host, fmt.Errorf("admin_listen %q: %w", addr, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	// Own transport: no proxy from the environment (a proxy would "answer" for a daemon
+	// that is down), and no idle connection left behind by a one-shot command.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, host, fmt.Errorf("%w at %s: %w", ErrUnreachable, host, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, host, fmt.Errorf("%w at %s: reading the answer: %w", ErrUnreachable, host, err)
+	}
+	if int64(len(body)) > maxBody {
+		return nil, host, fmt.Errorf("crmdrop daemon at %s sent more than %d MiB for %s", host, maxBody>>20, path)
+	}
+	if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(path, "/api/entries") {
+		return nil, host, fmt.Errorf("crmdrop daemon at %s does not serve /api/entries (an older crmdrop?); upgrade it, or stop it and run the command again to read the ledger", host)
+	}
+	if resp.StatusCode != http.StatusOK {
+		line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+		return nil, host, fmt.Errorf("crmdrop daemon at %s answered %s: %s", host, resp.Status, line)
+	}
+	return body, host, nil
 }
 
 // dialAddr turns a listen address into one to connect to: a wildcard host means "this

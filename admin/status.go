@@ -1,5 +1,6 @@
-// Package admin is crmdrop's admin HTTP endpoint (/healthz, /metrics, /api/status),
-// its Prometheus metrics, and the client and text rendering behind `crmdrop status`.
+// Package admin is crmdrop's admin HTTP endpoint (/healthz, /metrics, /api/status,
+// /api/entries), its Prometheus metrics, and the clients and text rendering behind
+// `crmdrop status` and `crmdrop list`.
 //
 // It knows nothing of the daemon's parts: the daemon implements Source and owns what
 // goes into a Status, so nothing here can leak configuration or secrets by itself.
@@ -15,6 +16,9 @@ import (
 const (
 	StateRunning = "running"
 	StateBlocked = "blocked"
+	// StateStopped is what `crmdrop status` reports when it read the ledger because no
+	// daemon answered: never served by /api/status.
+	StateStopped = "stopped"
 )
 
 // Values of Status.Source.
@@ -28,7 +32,7 @@ const (
 // absent from Counts) and encodes nil InFlight and RecentFailures as [], so scripts never
 // meet a null; marshalling never modifies the Status it is given.
 type Status struct {
-	State          string         `json:"state"`          // StateRunning or StateBlocked
+	State          string         `json:"state"`          // StateRunning or StateBlocked (StateStopped from the ledger)
 	BlockedReason  string         `json:"blocked_reason"` // "" when running
 	Counts         map[string]int `json:"counts"`         // ledger entries per state
 	Queue          int            `json:"queue"`

@@ -88,9 +88,16 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	}{e.code, details, e.message, "error"})
 }
 
-// crm routes /crm/{version}/{Module}/{record_id}/Attachments[/{id}].
+// crm routes /crm/{version}/{Module}/{record_id}/Attachments[/{id}] and
+// GET /crm/{version}/{Module} (records, in ping.go).
 func (s *Server) crm(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/crm/"), "/")
+	if len(parts) == 2 && r.Method == http.MethodGet {
+		if major, ok := apiVersion(parts[0]); ok {
+			s.records(w, r, major, parts[1]) // ping.go
+			return
+		}
+	}
 	if len(parts) < 4 || len(parts) > 5 || parts[3] != "Attachments" {
 		s.reject()
 		writeError(w, errURLPattern())

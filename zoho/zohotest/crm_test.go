@@ -245,7 +245,7 @@ func TestWrongMethodAndPath(t *testing.T) {
 	}{
 		{http.MethodPut, "/crm/v2/Leads/" + record + "/Attachments", 405, "INVALID_REQUEST_METHOD"},
 		{http.MethodGet, "/crm/v2/Leads/" + record + "/Notes", 404, "INVALID_URL_PATTERN"},
-		{http.MethodGet, "/crm/v2/Leads", 404, "INVALID_URL_PATTERN"},
+		{http.MethodGet, "/crm/v2/Leads/" + record, 404, "INVALID_URL_PATTERN"}, // GET /crm/v2/Leads lists records (ping.go)
 		{http.MethodGet, "/elsewhere", 404, "INVALID_URL_PATTERN"},
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), tt.method, s.URL()+tt.path, nil)

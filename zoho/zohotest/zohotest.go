@@ -14,6 +14,7 @@
 //	POST   /crm/{v2…v8}/{Module}/{record}/Attachments     a file (field "file") or a link ("attachmentUrl", "title")
 //	GET    /crm/{v2…v8}/{Module}/{record}/Attachments     page, per_page (at most 200); fields required from v3
 //	DELETE /crm/{v2…v8}/{Module}/{record}/Attachments/{id}
+//	GET    /crm/{v2…v8}/{Module}                         record ids (those with attachments); fields required from v3
 //
 // An upload is stored once its whole body has arrived, before any latency
 // and before the answer: a client that gives up after sending the body may
@@ -75,6 +76,12 @@ type Options struct {
 	// Logf, if set, receives one line per notable event. Secrets are never
 	// passed to it.
 	Logf func(format string, args ...any)
+	// OnRequest, if set, is called as each request arrives (its headers
+	// read, its body not yet), with the request's method and URL path and
+	// the arrival time by the real clock (not Now): benchmarks time pickup
+	// and transfers with it. It may be called from several goroutines at
+	// once and must not block; it must not call the Server's methods.
+	OnRequest func(method, path string, at time.Time)
 }
 
 // Attachment is one attachment the fake stores.
@@ -95,6 +102,7 @@ type Counts struct {
 	Uploads  int // POST …/Attachments
 	Lists    int // GET …/Attachments
 	Deletes  int // DELETE …/Attachments/{id}
+	Records  int // GET /crm/{version}/{Module} (record listings: zoho.Client.Ping)
 	Rejected int // requests refused for what they carried: credentials, validation, limits (not injected faults)
 	Faults   int // uploads that got an injected Fault
 }
@@ -449,6 +457,9 @@ func (s *Server) logf(format string, args ...any) {
 // serveHTTP tracks handlers so that Close can wait for them: a handler that
 // logs through t.Logf after its test ended would panic.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.opts.OnRequest != nil {
+		s.opts.OnRequest(r.Method, r.URL.Path, time.Now())
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
