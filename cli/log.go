@@ -2,14 +2,18 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
 
+	"github.com/kardianos/service"
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"crmdrop/config"
+	"crmdrop/daemon"
 )
 
 // newLogger builds the one logger of the process: text or JSON, to w or to the rotated
@@ -24,16 +28,36 @@ func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, func(), error) {
 		w = lj
 		closer = func() { lj.Close() }
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
-		level = slog.LevelInfo
-	}
-	hopts := &slog.HandlerOptions{Level: level}
+	hopts := handlerOptions(cfg)
 	var h slog.Handler = slog.NewTextHandler(w, hopts)
 	if cfg.Log.Format == "json" {
 		h = slog.NewJSONHandler(w, hopts)
 	}
 	return slog.New(&redactor{next: h, secrets: cfg.Secrets()}), closer, nil
+}
+
+// newServiceLogger is newLogger for a process the service manager started. The
+// system log is where an administrator looks: on Linux that is stderr, which systemd
+// puts in the journal; on Windows, where a service has no stderr, the Event Log
+// (s.SystemLogger). log.file, when set, wins everywhere.
+func newServiceLogger(cfg config.Config, w io.Writer, s service.Service) (*slog.Logger, func(), error) {
+	if cfg.Log.File != "" || runtime.GOOS != "windows" {
+		return newLogger(cfg, w)
+	}
+	sl, err := s.SystemLogger(nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the Windows Event Log: %w; set log.file to log to a file instead", err)
+	}
+	h := daemon.NewLogHandler(sl, handlerOptions(cfg))
+	return slog.New(&redactor{next: h, secrets: cfg.Secrets()}), func() {}, nil
+}
+
+func handlerOptions(cfg config.Config) *slog.HandlerOptions {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	return &slog.HandlerOptions{Level: level}
 }
 
 // Zoho access and refresh tokens look like "1000.<hex>.<hex>"; masking the shape

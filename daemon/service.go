@@ -30,9 +30,9 @@ const DefaultStopTimeout = 20 * time.Second
 // the service manager sees the service started before the slow work (opening the
 // ledger, the first scan, the first token). Stop cancels that context and waits for
 // Run to return, at most StopTimeout. If Run returns before Stop was called (the
-// admin port is taken, the state folder cannot be written), the
-// error is logged and Exit(1) ends the process: a process that exits with a failure
-// is what both service managers restart (systemd's Restart=always; the Windows
+// admin port is taken, the state folder cannot be written), the error is logged and
+// Exit(1) ends the process: a process that exits with a failure is what both
+// service managers restart (systemd's Restart=always; the Windows
 // recovery action, which only reacts to a process that ends without reporting itself
 // stopped, so Start cannot just return the error later).
 //
