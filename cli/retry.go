@@ -1,11 +1,10 @@
 package cli
 
 import (
-	"bufio"
+	"crmdrop/inbox"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -15,11 +14,8 @@ import (
 )
 
 const (
-	failedDir   = "_failed"    // as daemon/files.go
-	errorSuffix = ".error.txt" // as daemon/files.go
-	// whereLabel starts the line of an .error.txt that names the file's original place
-	// (daemon/files.go writeReason).
-	whereLabel = "Where it was:"
+	failedDir   = inbox.FailedDir
+	errorSuffix = inbox.ErrorSuffix
 )
 
 // cmdRetry moves failed files back to where they were dropped, as staff would, and
@@ -185,39 +181,15 @@ func failedFiles(inboxDir string) ([]failedFile, error) {
 // isReason reports whether the file at p reads like crmdrop's .error.txt.
 func isReason(p string) bool { return whereItWas(p) != "" }
 
-// whereItWas reads the original place from an .error.txt; "" when the file has none
-// that is a plain path inside the inbox outside crmdrop's own folders.
+// whereItWas reads the original place from an .error.txt; "" when it names none
+// inside the inbox.
 func whereItWas(reasonPath string) string {
 	f, err := os.Open(reasonPath)
 	if err != nil {
 		return ""
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), whereLabel)
-		if !ok {
-			continue
-		}
-		v = strings.TrimSpace(v)
-		if validOrig(v) {
-			return v
-		}
-		return ""
-	}
-	return ""
-}
-
-// validOrig accepts a slash-separated path inside the inbox that the watcher looks at:
-// not absolute, no "..", not under a top-level "_" or "." folder.
-func validOrig(p string) bool {
-	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.ContainsAny(p, "\\\x00") || filepath.VolumeName(p) != "" {
-		return false
-	}
-	if p == ".." || strings.HasPrefix(p, "../") {
-		return false
-	}
-	return p[0] != '_' && p[0] != '.'
+	return inbox.ReasonOrigin(f)
 }
 
 // matchFailed returns the failed files arg names: a file or folder in _failed/ (absolute,
@@ -260,38 +232,12 @@ func matchFailed(failed []failedFile, inboxDir, cwd, arg string) []failedFile {
 // moveBack moves f to its original place, numbering the name if it is taken, and
 // returns where it went, relative to the inbox.
 func moveBack(inboxDir string, f failedFile) (string, error) {
-	want := filepath.Join(inboxDir, filepath.FromSlash(f.orig))
-	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
-		return "", fmt.Errorf("move %s back: %v", f.rel, err)
+	dst, err := inbox.MoveUnique(f.abs, filepath.Join(inboxDir, filepath.FromSlash(f.orig)))
+	if err != nil {
+		return "", fmt.Errorf("move %s back to %s: %v", f.rel, f.orig, cause(err))
 	}
-	for n := 1; n < 10000; n++ {
-		dst := numbered(want, n)
-		if _, err := os.Lstat(dst); err == nil {
-			continue
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("move %s back: %v", f.rel, err)
-		}
-		if err := os.Rename(f.abs, dst); err != nil {
-			return "", fmt.Errorf("move %s back to %s: %v", f.rel, f.orig, cause(err))
-		}
-		rel, _ := filepath.Rel(inboxDir, dst)
-		return filepath.ToSlash(rel), nil
-	}
-	return "", fmt.Errorf("move %s back: too many files named alike in %s", f.rel, filepath.Dir(want))
-}
-
-// numbered returns p with " (n)" before its extension, or p itself for n == 1: the
-// naming daemon/files.go uses for collisions.
-func numbered(p string, n int) string {
-	if n == 1 {
-		return p
-	}
-	dir, base := filepath.Split(p)
-	ext := filepath.Ext(base)
-	if ext == base { // ".env"-like names: number the whole name
-		ext = ""
-	}
-	return dir + strings.TrimSuffix(base, ext) + fmt.Sprintf(" (%d)", n) + ext
+	rel, _ := filepath.Rel(inboxDir, dst)
+	return filepath.ToSlash(rel), nil
 }
 
 // pruneEmpty removes dir and its parents up to (not including) root while they are

@@ -181,38 +181,6 @@ func TestRetryWithDaemon(t *testing.T) {
 	}
 }
 
-func TestValidOrig(t *testing.T) {
-	for _, p := range []string{"Leads/1/a.pdf", "a", "Leads/1/.hidden", "Leads/_x/a"} {
-		if !validOrig(p) {
-			t.Errorf("validOrig(%q) = false", p)
-		}
-	}
-	for _, p := range []string{"", "/etc/passwd", "../a", "..", "Leads/../../a", "_failed/a", "_uploaded/Leads/1/a", ".git/x", "Leads//a", "Leads/1/", `C:\x`, "Leads\\1\\a", "a\x00b"} {
-		if validOrig(p) {
-			t.Errorf("validOrig(%q) = true", p)
-		}
-	}
-}
-
-func TestNumbered(t *testing.T) {
-	tests := []struct {
-		p    string
-		n    int
-		want string
-	}{
-		{"/i/a.pdf", 1, "/i/a.pdf"},
-		{"/i/a.pdf", 2, "/i/a (2).pdf"},
-		{"/i/a.tar.gz", 3, "/i/a.tar (3).gz"},
-		{"/i/.env", 2, "/i/.env (2)"},
-		{"/i/README", 2, "/i/README (2)"},
-	}
-	for _, tt := range tests {
-		if got := numbered(filepath.FromSlash(tt.p), tt.n); got != filepath.FromSlash(tt.want) {
-			t.Errorf("numbered(%q, %d) = %q, want %q", tt.p, tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestParseInterspersed(t *testing.T) {
 	tests := []struct {
 		args []string

@@ -327,9 +327,9 @@ func (d *Daemon) enqueue(e store.Entry) {
 }
 
 // check applies every rule that can be decided without the API.
-func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *reason) {
+func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *inbox.Reason) {
 	if r.Symlink {
-		return inbox.Target{}, "", &reason{
+		return inbox.Target{}, "", &inbox.Reason{
 			What: "This is a link (shortcut) to a file elsewhere, not a file. crmdrop never follows links, so nothing outside the inbox can be uploaded by mistake.",
 			Fix:  "Copy the file itself (not a link to it) into the record folder.",
 		}
@@ -338,19 +338,19 @@ func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *reason) {
 	if err != nil {
 		var pe *inbox.PathError
 		if errors.As(err, &pe) {
-			return t, "", &reason{What: pe.Problem, Fix: pe.Fix}
+			return t, "", &inbox.Reason{What: pe.Problem, Fix: pe.Fix}
 		}
-		return t, "", &reason{What: err.Error(), Fix: "Put the file in a folder <Module>/<record id>/, such as Leads/1000000231009/."}
+		return t, "", &inbox.Reason{What: err.Error(), Fix: "Put the file in a folder <Module>/<record id>/, such as Leads/1000000231009/."}
 	}
 	name := path.Base(r.Rel)
 	if strings.EqualFold(path.Ext(name), ".exe") {
-		return t, "", &reason{
+		return t, "", &inbox.Reason{
 			What: "Zoho CRM does not accept programs (.exe files) as attachments.",
 			Fix:  "If you need to share it, put it in a .zip file first and drop the .zip into the record folder.",
 		}
 	}
 	if r.Size > d.cfg.MaxFileSize {
-		return t, "", &reason{
+		return t, "", &inbox.Reason{
 			What: fmt.Sprintf("The file is %s, more than the %s Zoho CRM accepts for one attachment.", sizeText(r.Size), sizeText(d.cfg.MaxFileSize)),
 			Fix:  "Make the file smaller (scan at a lower resolution, compress it, or split it) and drop it again.",
 		}
@@ -358,12 +358,12 @@ func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *reason) {
 	if strings.EqualFold(path.Ext(name), ".url") {
 		f, err := os.Open(d.abs(r.Rel))
 		if err != nil {
-			return t, "", &reason{What: "The shortcut could not be read: " + err.Error(), Fix: "Check the file's permissions and drop it again."}
+			return t, "", &inbox.Reason{What: "The shortcut could not be read: " + err.Error(), Fix: "Check the file's permissions and drop it again."}
 		}
 		defer f.Close()
 		link, err := inbox.ParseURLFile(f)
 		if err != nil {
-			return t, "", &reason{What: err.Error(), Fix: "Create the shortcut again by dragging the address from the browser into the folder."}
+			return t, "", &inbox.Reason{What: err.Error(), Fix: "Create the shortcut again by dragging the address from the browser into the folder."}
 		}
 		return t, link, nil
 	}
@@ -512,7 +512,7 @@ func (d *Daemon) claim(id string) bool {
 func (d *Daemon) afterUpload(e store.Entry) {
 	switch d.cfg.AfterUpload {
 	case "move":
-		dst, err := moveUnder(d.cfg.Inbox, uploadedDir, e.Path)
+		dst, err := moveUnder(d.cfg.Inbox, inbox.UploadedDir, e.Path)
 		if err != nil {
 			d.log.Error("move uploaded file", "path", e.Path, "err", err)
 			return
@@ -541,15 +541,15 @@ func (d *Daemon) recordMove(e store.Entry, dst string) {
 	}
 }
 
-func (d *Daemon) fail(e store.Entry, why reason) {
+func (d *Daemon) fail(e store.Entry, why inbox.Reason) {
 	d.log.Warn("file failed", "path", e.Path, "reason", why.What)
-	dst, err := moveUnder(d.cfg.Inbox, failedDir, e.Path)
+	dst, err := moveUnder(d.cfg.Inbox, inbox.FailedDir, e.Path)
 	if err != nil {
 		d.log.Error("move failed file", "path", e.Path, "err", err)
 		return
 	}
 	if dst != "" {
-		if err := writeReason(dst, e.Path, why, d.clock.Now()); err != nil {
+		if err := inbox.WriteReason(dst, e.Path, why, d.clock.Now()); err != nil {
 			d.log.Error("write error file", "path", e.Path, "err", err)
 		}
 		d.recordMove(e, dst)
