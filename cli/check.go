@@ -457,9 +457,6 @@ const unsetVar = "crmdrop-unset-variable-6a1f"
 // another user. Credentials the command can do without (need) may be set nowhere:
 // they come back "" and named in unresolved. Any other problem prints the
 // configuration's own lines (file, line, key) on stderr and returns false: exit 2.
-//
-// It mirrors config.Load (which takes no lookup function) for the path handling:
-// relative paths are resolved against the config file's folder.
 func adminConfig(env Env, path string, need credsNeed) (loadedConfig, bool) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -471,7 +468,6 @@ func adminConfig(env Env, path string, need credsNeed) (loadedConfig, bool) {
 		_, ok := loadConfig(env, path)
 		return loadedConfig{}, ok
 	}
-	dir := filepath.Dir(abs)
 	envFile, err := config.EnvFile(path)
 	if err != nil {
 		return loadedConfig{}, printConfigErr(env, path, err)
@@ -488,7 +484,7 @@ func adminConfig(env Env, path string, need credsNeed) (loadedConfig, bool) {
 		}
 	}
 
-	cfg, err := config.Parse(bytes.NewReader(data), lookup(vars, true))
+	cfg, err := config.LoadWith(path, lookup(vars, true))
 	var unresolved []string
 	if err == nil {
 		creds := []struct {
@@ -514,26 +510,14 @@ func adminConfig(env Env, path string, need credsNeed) (loadedConfig, bool) {
 		}
 	}
 	if err != nil {
-		// Parse again without stand-ins: its errors name every variable set nowhere.
-		_, err = config.Parse(bytes.NewReader(data), lookup(vars, false))
+		// Load again without stand-ins: its errors name every variable set nowhere.
+		_, err = config.LoadWith(path, lookup(vars, false))
 		if err == nil {
 			err = errors.New("config: internal error: a variable is set nowhere")
 		}
 		if envErr != nil && strings.Contains(err.Error(), "not set") {
 			fmt.Fprintf(env.Stderr, "crmdrop: %v; run as a user that may read it, or set the variables in the environment\n", envErr)
 		}
-		return loadedConfig{}, printConfigErr(env, path, err)
-	}
-	cfg.Inbox = resolvePath(dir, cfg.Inbox)
-	if cfg.StateDir == "" {
-		cfg.StateDir = filepath.Join(dir, "state")
-	} else {
-		cfg.StateDir = resolvePath(dir, cfg.StateDir)
-	}
-	cfg.Log.File = resolvePath(dir, cfg.Log.File)
-	cfg.Service.EnvFile = resolvePath(dir, cfg.Service.EnvFile)
-	// Parse validated relative paths; state_dir inside the inbox shows only now.
-	if err := cfg.Validate(); err != nil {
 		return loadedConfig{}, printConfigErr(env, path, err)
 	}
 	return loadedConfig{cfg: cfg, path: abs, data: data, unresolved: unresolved, envErr: envErr}, true
@@ -566,13 +550,6 @@ func printConfigErr(env Env, path string, err error) bool {
 		fmt.Fprintf(env.Stderr, "crmdrop: %s\n", l)
 	}
 	return false
-}
-
-func resolvePath(dir, p string) string {
-	if strings.TrimSpace(p) == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(dir, p)
 }
 
 // envLine finds the variable a line of an env file sets, for setEnvVar: ok is false

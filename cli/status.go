@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sort"
 	"time"
 
 	"crmdrop/admin"
@@ -18,10 +17,6 @@ import (
 // ledgerWait is how long status, list and check wait for the ledger's lock: the daemon
 // holds it for as long as it runs, so waiting longer only delays the answer.
 const ledgerWait = 500 * time.Millisecond
-
-// recentFailures is how many failures a status read from the ledger lists, as many as
-// the daemon's /api/status does.
-const recentFailures = 10
 
 // cmdStatus prints the running daemon's status from its admin endpoint or, when no
 // daemon answers, what the ledger holds (state "stopped", source "ledger"). Exit 0 when
@@ -105,28 +100,12 @@ func openLedger(cfg config.Config) (*store.Store, error) {
 // ledgerStatus is the Status the ledger alone can give: counts, the files waiting, and
 // the latest failures. Nothing is in flight, since no daemon runs.
 func ledgerStatus(led *store.Store, cfg config.Config) (admin.Status, error) {
-	counts, err := led.Counts()
+	st, err := daemon.LedgerStatus(led)
 	if err != nil {
 		return admin.Status{}, err
 	}
-	st := admin.Status{
-		State:  admin.StateStopped,
-		Counts: map[string]int{},
-		Inbox:  cfg.Inbox,
-		Source: admin.SourceLedger,
-	}
-	for s, n := range counts {
-		st.Counts[string(s)] = n
-	}
+	st.State, st.Source, st.Inbox = admin.StateStopped, admin.SourceLedger, cfg.Inbox
 	// The ledger is the queue: pending files are what the next start takes first.
-	st.Queue = counts[store.Pending]
-	failed, err := led.ByState(store.Failed, 0)
-	if err != nil {
-		return admin.Status{}, err
-	}
-	sort.SliceStable(failed, func(i, j int) bool { return failed[i].Updated.After(failed[j].Updated) })
-	for _, e := range failed[:min(len(failed), recentFailures)] {
-		st.RecentFailures = append(st.RecentFailures, admin.Failure{Path: e.Path, Error: e.LastError, At: e.Updated})
-	}
+	st.Queue = st.Counts[string(store.Pending)]
 	return st, nil
 }

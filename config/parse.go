@@ -61,7 +61,11 @@ func Parse(r io.Reader, lookupEnv func(string) (string, bool)) (Config, error) {
 // daemon never depends on its working directory (a Windows service starts in
 // System32). An empty state_dir becomes "state" beside the file. Errors name
 // the file as given in path. Load is safe for concurrent use.
-func Load(path string) (Config, error) {
+func Load(path string) (Config, error) { return LoadWith(path, os.LookupEnv) }
+
+// LoadWith is Load with ${VAR} looked up by lookupEnv instead of the process
+// environment (the admin commands also read the service's env file).
+func LoadWith(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return Config{}, err
@@ -70,7 +74,7 @@ func Load(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
-	c, d := decode(data, os.LookupEnv)
+	c, d := decode(data, lookupEnv)
 	c.resolvePaths(filepath.Dir(abs))
 	if err := d.finish(path, &c); err != nil {
 		return Config{}, err

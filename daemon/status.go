@@ -13,22 +13,16 @@ var _ admin.Lister = (*Daemon)(nil)
 
 // Status is the snapshot behind /api/status and /healthz. Safe for concurrent use.
 func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
-	counts, err := d.ledger.Counts()
+	s, err := LedgerStatus(d.ledger)
 	if err != nil {
 		return admin.Status{}, err
 	}
-	s := admin.Status{
-		State:     admin.StateRunning,
-		Counts:    map[string]int{},
-		Queue:     d.q.len(),
-		Inbox:     d.cfg.Inbox,
-		Version:   d.version,
-		StartedAt: d.started,
-		Source:    admin.SourceDaemon,
-	}
-	for st, n := range counts {
-		s.Counts[string(st)] = n
-	}
+	s.State = admin.StateRunning
+	s.Queue = d.q.len()
+	s.Inbox = d.cfg.Inbox
+	s.Version = d.version
+	s.StartedAt = d.started
+	s.Source = admin.SourceDaemon
 	if reason := d.Blocked(); reason != "" {
 		s.State, s.BlockedReason = admin.StateBlocked, reason
 	}
@@ -38,16 +32,33 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 	}
 	d.mu.Unlock()
 	sort.Slice(s.InFlight, func(i, j int) bool { return s.InFlight[i].Since.Before(s.InFlight[j].Since) })
-	failed, err := d.ledger.ByState(store.Failed, 0)
+	return s, nil
+}
+
+// LedgerStatus is what the ledger alone tells: the counts per state and the newest
+// failures. `crmdrop status` uses it when the daemon is down.
+func LedgerStatus(led *store.Store) (admin.Status, error) {
+	counts, err := led.Counts()
 	if err != nil {
 		return admin.Status{}, err
 	}
-	sort.Slice(failed, func(i, j int) bool { return failed[i].Updated.After(failed[j].Updated) })
-	for _, e := range failed[:min(len(failed), 10)] {
+	s := admin.Status{Counts: map[string]int{}}
+	for st, n := range counts {
+		s.Counts[string(st)] = n
+	}
+	failed, err := led.ByState(store.Failed, 0)
+	if err != nil {
+		return admin.Status{}, err
+	}
+	sort.SliceStable(failed, func(i, j int) bool { return failed[i].Updated.After(failed[j].Updated) })
+	for _, e := range failed[:min(len(failed), recentFailures)] {
 		s.RecentFailures = append(s.RecentFailures, admin.Failure{Path: e.Path, Error: e.LastError, At: e.Updated})
 	}
 	return s, nil
 }
+
+// recentFailures is how many failures a status shows.
+const recentFailures = 10
 
 // Entries lists ledger entries for `crmdrop list` while the daemon holds the ledger.
 func (d *Daemon) Entries(ctx context.Context, state string, limit int) ([]admin.Entry, error) {
