@@ -65,7 +65,7 @@ func runDaemon(env Env, fs *flag.FlagSet, cfgPath *string, args []string, manage
 	}
 	defer closeLog()
 	notes.log(log)
-	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log})
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: env.Version})
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "crmdrop: %v\n", err)
 		return exitFailure
@@ -102,7 +102,7 @@ func runManaged(env Env, cfg config.Config, cfgPath string, notes envNotes) (cod
 	prog.Run = func(ctx context.Context) error {
 		// Opening the ledger waits up to a second for another crmdrop's lock: that
 		// happens here, after Start has returned, not before.
-		d, err := daemon.New(daemon.Options{Config: cfg, Logger: log})
+		d, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Version: env.Version})
 		if err != nil {
 			return err
 		}
