@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,15 +94,8 @@ func (c *checker) permissions(lc loadedConfig) {
 	if runtime.GOOS == "windows" {
 		return
 	}
-	if fi, err := os.Stat(lc.path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		// Only literal secrets count: ${VAR} references are the recommended way.
-		holds := false
-		for _, s := range lc.cfg.Secrets() {
-			holds = holds || bytes.Contains(lc.data, []byte(s))
-		}
-		if holds {
-			c.line("warn", "%s is readable by other users and holds secrets; chmod 600 it (or move the secrets to service.env_file)", lc.path)
-		}
+	if err := config.CheckConfigPerm(lc.path, lc.cfg); err != nil {
+		c.line("warn", "%v", err)
 	}
 	if f := lc.cfg.Service.EnvFile; f != "" && lc.envErr == nil {
 		if err := config.CheckEnvFilePerm(f); err != nil {

@@ -118,12 +118,16 @@ func runManaged(env Env, cfg config.Config, cfgPath string, notes envNotes) (cod
 
 // envNotes are things about the env file worth logging once the logger exists.
 type envNotes struct {
+	config     error // the config file holds secrets others may read
 	path       string
 	unreadable error // this account may not read it (systemd read it as root)
 	exposed    error // others may read it
 }
 
 func (n envNotes) log(log *slog.Logger) {
+	if n.config != nil {
+		log.Warn("config file readable by other users", "problem", n.config)
+	}
 	if n.unreadable != nil {
 		log.Info("env file not readable by this account; using the environment the service manager set", "path", n.path, "err", n.unreadable)
 	}
@@ -166,6 +170,7 @@ func loadServiceConfig(env Env, path string) (config.Config, envNotes, bool) {
 		printLines(env, err)
 		return cfg, notes, false
 	}
+	notes.config = config.CheckConfigPerm(path, cfg)
 	return cfg, notes, true
 }
 

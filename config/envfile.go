@@ -295,3 +295,26 @@ func prefixLines(path string, err error) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CheckConfigPerm reports a config file other users may read when it holds a secret
+// written out literally (the ${VAR} form is the recommended one and is not a finding).
+// Windows ACLs do not map onto mode bits, so it says nothing there.
+func CheckConfigPerm(path string, c Config) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	for _, s := range c.Secrets() {
+		if strings.Contains(string(data), s) {
+			return fmt.Errorf("%s is readable by other users and holds secrets; chmod 600 it (or move the secrets to service.env_file)", path)
+		}
+	}
+	return nil
+}

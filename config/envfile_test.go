@@ -290,3 +290,33 @@ func write(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckConfigPerm(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("mode bits mean nothing on Windows")
+	}
+	dir := t.TempDir()
+	c := Default()
+	c.Zoho.ClientSecret = "s3cret-value"
+	for _, tt := range []struct {
+		name string
+		text string
+		mode os.FileMode
+		want bool
+	}{
+		{"literal secret, world-readable", "client_secret: s3cret-value\n", 0o644, true},
+		{"literal secret, private", "client_secret: s3cret-value\n", 0o600, false},
+		{"variable reference, world-readable", "client_secret: ${X}\n", 0o644, false},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
+		os.WriteFile(p, []byte(tt.text), tt.mode)
+		os.Chmod(p, tt.mode)
+		err := CheckConfigPerm(p, c)
+		if (err != nil) != tt.want {
+			t.Errorf("%s: CheckConfigPerm = %v, want finding %v", tt.name, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret-value") {
+			t.Errorf("%s: the finding prints the secret", tt.name)
+		}
+	}
+}
