@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,10 +84,13 @@ type Daemon struct {
 	q      *queue
 
 	mu       sync.Mutex
-	busy     map[string]bool          // paths queued or uploading
-	deferred map[string]watcher.Ready // a newer version seen while busy
+	busy     map[string]bool     // paths queued or uploading
+	lookBusy map[string]string   // lookalike key (record, name, size) -> the busy path holding it
+	deferred map[string]deferral // by path: files waiting for a busy path or lookalike
 	inflight map[string]admin.InFlight
 	claimed  map[string]bool // attachment ids adopted in this run
+
+	moveMu   sync.Mutex // one move at a time: the collision check and the rename are two steps
 	inboxErr string
 	blocked  string
 }
@@ -127,7 +131,8 @@ func New(o Options) (*Daemon, error) {
 		layout:   inbox.NewLayout(cfg.CustomModules),
 		q:        newQueue(),
 		busy:     map[string]bool{},
-		deferred: map[string]watcher.Ready{},
+		lookBusy: map[string]string{},
+		deferred: map[string]deferral{},
 	}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = admin.NewMetrics(d.reg, func() float64 { return float64(d.q.len()) })
@@ -274,7 +279,7 @@ func (d *Daemon) handle(r watcher.Ready) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.busy[r.Rel] {
-		d.deferred[r.Rel] = r
+		d.deferred[r.Rel] = deferral{r: r}
 		return
 	}
 	now := d.clock.Now()
@@ -287,13 +292,19 @@ func (d *Daemon) handle(r watcher.Ready) {
 	if found {
 		switch old.State {
 		case store.Uploaded:
-			d.afterUpload(old) // a stop between commit and move: finish the move
-			return
+			if old.MovedTo == "" {
+				d.afterUpload(old) // a stop between commit and move: finish it
+				return
+			}
+			// Moved or deleted already, yet here again with the same name, size and
+			// time: staff dropped the same file again (an Explorer copy keeps the
+			// time), and asked for it to be attached. Do so rather than swallow it.
+			d.log.Info("file dropped again after it was uploaded; uploading it again", "path", r.Rel, "earlier_attachment_id", old.AttachmentID)
 		case store.Pending, store.Uploading:
-			d.enqueue(old)
+			d.enqueue(r, old)
 			return
 		}
-		// Failed and back in a record folder: staff asked for another try.
+		// Failed (or done) and back in a record folder: staff asked for another try.
 		e.Created = old.Created
 	} else {
 		e.Created = now
@@ -318,11 +329,35 @@ func (d *Daemon) handle(r watcher.Ready) {
 	}
 	d.metrics.Discovered.Inc()
 	d.log.Info("file queued", "path", r.Rel, "module", e.Module, "record", e.RecordID, "size", e.Size)
-	d.enqueue(e)
+	d.enqueue(r, e)
 }
 
-func (d *Daemon) enqueue(e store.Entry) {
+// deferral is a settled file waiting until a busy path, or a busy lookalike, is free.
+type deferral struct {
+	r    watcher.Ready
+	look string // the lookalike key it waits on; "" when it waits on its own path
+}
+
+// lookalike keys the files that reconciliation cannot tell apart: same record, same
+// name and size (or same link). Two of them never upload at once, or one could adopt
+// the attachment the other just stored.
+func lookalike(e store.Entry) string {
+	if e.Link != "" {
+		return e.Module + "\x00" + e.RecordID + "\x00link\x00" + e.Link
+	}
+	return e.Module + "\x00" + e.RecordID + "\x00" + path.Base(e.Path) + "\x00" + strconv.FormatInt(e.Size, 10)
+}
+
+// enqueue hands e to the workers unless a lookalike is in flight; then it waits.
+// The caller holds d.mu.
+func (d *Daemon) enqueue(r watcher.Ready, e store.Entry) {
+	look := lookalike(e)
+	if owner, ok := d.lookBusy[look]; ok && owner != e.Path {
+		d.deferred[e.Path] = deferral{r: r, look: look}
+		return
+	}
 	d.busy[e.Path] = true
+	d.lookBusy[look] = e.Path
 	d.q.push(e)
 }
 
@@ -372,7 +407,7 @@ func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *inbox.Reason) {
 
 // process runs one entry's upload on a worker and records where it ended.
 func (d *Daemon) process(ctx context.Context, e store.Entry) {
-	defer d.release(e.Path)
+	defer d.release(e)
 	job := uploader.Job{
 		ID:      e.Key(),
 		Path:    d.abs(e.Path),
@@ -444,15 +479,25 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 	}
 }
 
-// release marks a path free and replays a version of it that arrived meanwhile.
-func (d *Daemon) release(rel string) {
+// release marks e's path free and replays what waited on it: a newer version of the
+// same path, or lookalikes.
+func (d *Daemon) release(e store.Entry) {
+	look := lookalike(e)
 	d.mu.Lock()
-	delete(d.busy, rel)
-	delete(d.inflight, rel)
-	r, ok := d.deferred[rel]
-	delete(d.deferred, rel)
+	delete(d.busy, e.Path)
+	delete(d.inflight, e.Path)
+	if d.lookBusy[look] == e.Path {
+		delete(d.lookBusy, look)
+	}
+	var replay []watcher.Ready
+	for p, w := range d.deferred {
+		if p == e.Path || w.look == look {
+			replay = append(replay, w.r)
+			delete(d.deferred, p)
+		}
+	}
 	d.mu.Unlock()
-	if ok {
+	for _, r := range replay {
 		d.handle(r)
 	}
 }
@@ -509,20 +554,55 @@ func (d *Daemon) claim(id string) bool {
 	return true
 }
 
+// afterUpload moves or deletes the file that was uploaded, and only that file: if the
+// path now holds another version, it is left for the watcher to offer as new. A move
+// that fails (a file held open on Windows) is offered again by the watcher.
 func (d *Daemon) afterUpload(e store.Entry) {
 	switch d.cfg.AfterUpload {
 	case "move":
-		dst, err := moveUnder(d.cfg.Inbox, inbox.UploadedDir, e.Path)
+		dst, err := d.moveUnder(inbox.UploadedDir, e)
 		if err != nil {
-			d.log.Error("move uploaded file", "path", e.Path, "err", err)
+			d.log.Error("move uploaded file, will try again", "path", e.Path, "err", err)
+			d.watch.Forget(e.Path)
 			return
 		}
 		d.recordMove(e, dst)
 	case "delete":
+		d.moveMu.Lock()
+		defer d.moveMu.Unlock()
+		if !d.same(e) {
+			return
+		}
 		if err := os.Remove(d.abs(e.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			d.log.Error("delete uploaded file", "path", e.Path, "err", err)
+			d.log.Error("delete uploaded file, will try again", "path", e.Path, "err", err)
+			d.watch.Forget(e.Path)
+			return
+		}
+		e.MovedTo = deletedMark
+		if err := d.ledger.Put(e); err != nil {
+			d.log.Error("update ledger", "path", e.Path, "err", err)
 		}
 	}
+}
+
+// deletedMark is MovedTo for a file deleted after its upload (after_upload: delete).
+const deletedMark = "(deleted)"
+
+// same reports whether the inbox still holds the version e describes.
+func (d *Daemon) same(e store.Entry) bool {
+	fi, err := os.Lstat(d.abs(e.Path))
+	return err == nil && fi.Size() == e.Size && fi.ModTime().Equal(e.ModTime)
+}
+
+// moveUnder moves e's file to top/<its path> if the inbox still holds that version.
+// It returns "" when there was nothing of that version to move.
+func (d *Daemon) moveUnder(top string, e store.Entry) (string, error) {
+	d.moveMu.Lock()
+	defer d.moveMu.Unlock()
+	if !d.same(e) {
+		return "", nil
+	}
+	return moveUnder(d.cfg.Inbox, top, e.Path)
 }
 
 // recordMove notes where the file went, for `list` and `retry`. The state change it
@@ -543,9 +623,10 @@ func (d *Daemon) recordMove(e store.Entry, dst string) {
 
 func (d *Daemon) fail(e store.Entry, why inbox.Reason) {
 	d.log.Warn("file failed", "path", e.Path, "reason", why.What)
-	dst, err := moveUnder(d.cfg.Inbox, inbox.FailedDir, e.Path)
+	dst, err := d.moveUnder(inbox.FailedDir, e)
 	if err != nil {
-		d.log.Error("move failed file", "path", e.Path, "err", err)
+		d.log.Error("move failed file, will try again", "path", e.Path, "err", err)
+		d.watch.Forget(e.Path)
 		return
 	}
 	if dst != "" {

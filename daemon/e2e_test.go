@@ -396,3 +396,23 @@ func TestEndToEndMissingInboxBlocksThenRecovers(t *testing.T) {
 		t.Errorf("still blocked after the inbox came back: %q", b)
 	}
 }
+
+func TestEndToEndSameFileDroppedAgainIsUploadedAgain(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.start()
+	p := h.drop("Leads/1/contract.pdf", "v1")
+	fi, _ := os.Stat(p)
+	waitFor(t, "first upload", 20*time.Second, func() bool { return h.eventCount("uploaded") == 1 })
+	// An Explorer copy of the same file: same name, size and modification time.
+	h.drop("Leads/1/contract.pdf", "v1")
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "second upload", 20*time.Second, func() bool { return h.eventCount("uploaded") == 2 })
+	if n := len(h.fake.Uploads()); n != 2 {
+		t.Errorf("fake holds %d attachments, want 2 (staff dropped it twice)", n)
+	}
+	if !exists(h.path("_uploaded/Leads/1/contract (2).pdf")) {
+		t.Error("second copy not in _uploaded/ as contract (2).pdf")
+	}
+}

@@ -26,16 +26,23 @@ const (
 // `crmdrop retry` reads it back, so its wording is part of the format.
 const whereLabel = "Where it was:"
 
-// MoveUnique renames src to want, or to "name (2).ext", "name (3).ext", … when want is
+// MoveUnique moves src to want, or to "name (2).ext", "name (3).ext", … when want is
 // taken (by a file or by another failed file's reason), creating folders as needed. It
 // never overwrites and returns where the file went.
 func MoveUnique(src, want string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(want), 0o755); err != nil {
 		return "", err
 	}
+	srcInfo, err := os.Lstat(src)
+	if err != nil {
+		return "", err
+	}
 	for n := 1; n < 10000; n++ {
 		dst := numbered(want, n)
-		if _, err := os.Lstat(dst); err == nil {
+		if fi, err := os.Lstat(dst); err == nil {
+			if os.SameFile(srcInfo, fi) { // a stop between link and remove: finish it
+				return dst, os.Remove(src)
+			}
 			continue
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return "", err
@@ -43,14 +50,34 @@ func MoveUnique(src, want string) (string, error) {
 		if _, err := os.Lstat(dst + ErrorSuffix); err == nil {
 			continue // keep each failed file next to its own reason
 		}
-		// Only crmdrop writes under _uploaded/ and _failed/, so the check cannot race
-		// with another writer there; on Windows rename refuses to overwrite anyway.
-		if err := os.Rename(src, dst); err != nil {
+		err := place(src, dst)
+		if errors.Is(err, fs.ErrExist) {
+			continue // taken between the check and the move
+		}
+		if err != nil {
 			return "", err
 		}
 		return dst, nil
 	}
 	return "", fmt.Errorf("too many files named like %s", filepath.Base(want))
+}
+
+// place moves src to dst only if dst does not exist. A hard link is created atomically
+// and fails on an existing name, where rename would replace it (on Windows too: Go's
+// rename uses MOVEFILE_REPLACE_EXISTING). File systems without hard links (FAT, some
+// shares) fall back to a check then a rename; callers serialize their own moves.
+func place(src, dst string) error {
+	err := os.Link(src, dst)
+	if err == nil {
+		return os.Remove(src)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fs.ErrExist
+	}
+	return os.Rename(src, dst)
 }
 
 // numbered returns p with " (n)" before its extension, or p itself for n == 1.

@@ -1,6 +1,9 @@
 package inbox
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +88,46 @@ func TestReasonOriginRefusesEscapes(t *testing.T) {
 		if got := ReasonOrigin(strings.NewReader(whereLabel + "  " + v + "\n")); got != "" {
 			t.Errorf("ReasonOrigin(%q) = %q, want \"\"", v, got)
 		}
+	}
+}
+
+func TestMoveUniqueConcurrentNeverLoses(t *testing.T) {
+	dir := t.TempDir()
+	want := filepath.Join(dir, "out", "a.pdf")
+	os.MkdirAll(filepath.Dir(want), 0o755)
+	os.WriteFile(want, []byte("already there"), 0o644)
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		src := filepath.Join(dir, fmt.Sprintf("src%d", i))
+		os.WriteFile(src, []byte(fmt.Sprint(i)), 0o644)
+		go func() { _, err := MoveUnique(src, want); errs <- err }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := os.ReadDir(filepath.Dir(want))
+	if len(entries) != n+1 {
+		t.Errorf("%d files in the destination, want %d: a move overwrote another", len(entries), n+1)
+	}
+}
+
+func TestMoveUniqueFinishesInterruptedLink(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "a.pdf")
+	want := filepath.Join(dir, "out", "a.pdf")
+	os.WriteFile(src, []byte("x"), 0o644)
+	os.MkdirAll(filepath.Dir(want), 0o755)
+	if err := os.Link(src, want); err != nil {
+		t.Skip("no hard links here:", err)
+	}
+	dst, err := MoveUnique(src, want)
+	if err != nil || dst != want {
+		t.Fatalf("MoveUnique = %q, %v; want %q", dst, err, want)
+	}
+	if _, err := os.Lstat(src); !errors.Is(err, fs.ErrNotExist) {
+		t.Error("source still there")
 	}
 }

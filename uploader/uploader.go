@@ -233,22 +233,27 @@ func (u *Uploader) Upload(ctx context.Context, job Job) (Result, error) {
 			return res, err
 		}
 		class, hint := u.o.Classify(err)
+		if probe {
+			if class == Global {
+				u.gate.block(err.Error(), max(u.o.BlockedProbe, hint))
+			} else {
+				u.gate.open() // whatever this is, it is no longer the global error
+			}
+		}
 		if class == Permanent && !since.IsZero() && job.Link != "" && u.o.LinkExists(err) {
 			// The earlier, ambiguous attempt stored the link after all; find its id.
 			if res, ok := u.reconcile(ctx, job, since); ok {
 				return res, nil
 			}
 		}
-		if probe && class != Global {
-			u.gate.open()
-		}
 		switch class {
 		case Permanent:
 			return Result{}, &PermanentError{Err: err}
 		case Global:
-			wait := max(u.o.BlockedProbe, hint)
 			u.o.Logger.Debug("upload blocked", "path", job.Path, "err", err)
-			u.gate.block(err.Error(), wait)
+			if !probe {
+				u.gate.block(err.Error(), max(u.o.BlockedProbe, hint))
+			}
 			n = 0 // a standing global error is not this file's fault: restart its backoff
 			continue
 		}
@@ -456,6 +461,10 @@ func (f *fileSource) open() (io.ReadCloser, error) {
 	return &hashingReader{f: f, file: file, r: io.LimitReader(file, f.size+1)}, nil
 }
 
+// unchanged reports whether the bytes sent are the file as it still is. A file gone
+// after every byte was read still counts: what was sent was whole. A stat that fails
+// for another reason (a share's hiccup) is not taken as a change either, since that
+// would delete a good attachment and send the file again.
 func (f *fileSource) unchanged() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -463,7 +472,10 @@ func (f *fileSource) unchanged() bool {
 		return false
 	}
 	after, err := os.Lstat(f.path)
-	return err == nil && after.Size() == f.size && after.ModTime().Equal(f.mtime)
+	if err != nil {
+		return true
+	}
+	return after.Size() == f.size && after.ModTime().Equal(f.mtime)
 }
 
 // stalled reports an opened body that is not finished and has not moved for limit.

@@ -419,3 +419,20 @@ func TestUploadRefusesParentFolderSwappedForLink(t *testing.T) {
 		t.Fatal("Upload through a symlinked folder succeeded")
 	}
 }
+
+func TestProbeThatAdoptsALinkOpensTheGate(t *testing.T) {
+	r := &fakeRemote{script: []step{{true, classErr{c: Permanent}}}} // stored, then "already exists"
+	u := newTestUploader(t, r, Options{LinkExists: func(error) bool { return true }})
+	u.gate.block("NO_PERMISSION", 0) // this upload is the probe
+	job := Job{ID: "k", Name: "site", Dst: Target{"Leads", "1"}, Link: "https://example.com/", Since: time.Now().Add(-time.Second)}
+	res, err := u.Upload(t.Context(), job)
+	if err != nil || !res.Adopted {
+		t.Fatalf("Upload = %+v, %v; want adopted", res, err)
+	}
+	if b := u.Blocked(); b != "" {
+		t.Fatalf("gate still closed (%q) after the probe succeeded: every other worker would wait forever", b)
+	}
+	if probe, err := u.gate.wait(t.Context()); probe || err != nil {
+		t.Errorf("next wait = probe %v, %v; want an open gate", probe, err)
+	}
+}

@@ -231,7 +231,7 @@ func TestUnauthorizedRefreshesOnce(t *testing.T) {
 	}{
 		{"invalid token then ok", func(tok string) bool { return tok == accessToken(1) }, "INVALID_TOKEN", "", 2, 2, 0},
 		{"auth failure then ok", func(tok string) bool { return tok == accessToken(1) }, "AUTHENTICATION_FAILURE", "", 2, 2, 0},
-		{"invalid token twice", func(string) bool { return true }, "INVALID_TOKEN", "INVALID_TOKEN", 2, 2, Transient},
+		{"invalid token twice", func(string) bool { return true }, "INVALID_TOKEN", "INVALID_TOKEN", 2, 2, Global},
 		{"scope mismatch: no refresh", func(string) bool { return true }, "OAUTH_SCOPE_MISMATCH", "OAUTH_SCOPE_MISMATCH", 1, 1, Global},
 	}
 	for _, tt := range tests {
@@ -382,7 +382,7 @@ func TestAPIResponses(t *testing.T) {
 		{"unknown 4xx code", 400, nil, `{"code":"SOMETHING_NEW","message":"new rule","status":"error"}`, "", "SOMETHING_NEW", Permanent, 0, "new rule"},
 		{"html 404", 404, nil, `<html>not found</html>`, "", "HTTP_404", Permanent, 0, "not found"},
 		{"unreadable 200", 200, nil, `{"data":[]}`, "", "INVALID_RESPONSE", Ambiguous, 0, ""},
-		{"redirect", 302, map[string]string{"Location": "https://elsewhere.example/"}, ``, "", "HTTP_302", Transient, 0, "elsewhere.example"},
+		{"redirect", 302, map[string]string{"Location": "https://elsewhere.example/"}, ``, "", "HTTP_302", Global, 0, "elsewhere.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

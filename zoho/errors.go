@@ -155,6 +155,10 @@ func Classify(err error) (Class, time.Duration) {
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
+		if ae.throttled() && ae.RetryAfter <= 0 {
+			// A 429 must slow every worker even when the server names no wait.
+			return Transient, defaultThrottleWait
+		}
 		return ae.class(), ae.RetryAfter
 	}
 	var ne *NetError
@@ -171,6 +175,13 @@ func Classify(err error) (Class, time.Duration) {
 	return Transient, 0
 }
 
+// defaultThrottleWait is the pause after a 429 that carries no Retry-After.
+const defaultThrottleWait = time.Second
+
+func (e *APIError) throttled() bool {
+	return !e.auth && (e.Status == http.StatusTooManyRequests || e.Code == "TOO_MANY_REQUESTS")
+}
+
 func (e *APIError) class() Class {
 	if e.auth {
 		return Transient // the accounts server failing says nothing about the file
@@ -180,8 +191,13 @@ func (e *APIError) class() Class {
 		return Permanent
 	case "OAUTH_SCOPE_MISMATCH", "NO_PERMISSION", "AUTHORIZATION_FAILED":
 		return Global
-	case "INVALID_TOKEN", "AUTHENTICATION_FAILURE", "TOO_MANY_REQUESTS":
-		return Transient // a 401 left after the one refresh-and-retry: try again later
+	case "INVALID_TOKEN", "AUTHENTICATION_FAILURE":
+		// Left after the one refresh-and-retry, so a freshly minted token was refused too
+		// (typically api_domain pointing at another data center). Retrying would mint a
+		// token per round and lock the refresh token out for everyone; block instead.
+		return Global
+	case "TOO_MANY_REQUESTS":
+		return Transient
 	case "INTERNAL_ERROR":
 		return Ambiguous
 	}
@@ -196,6 +212,8 @@ func (e *APIError) class() Class {
 		return Permanent
 	case s/100 == 2:
 		return Ambiguous // a 2xx we could not read: the server may well have stored it
+	case s/100 == 3:
+		return Global // a redirect: wrong data center or URL; retrying cannot fix it
 	}
 	return Transient
 }

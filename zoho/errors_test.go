@@ -37,9 +37,10 @@ func TestClassify(t *testing.T) {
 		{"Access Denied without hint", &TokenError{Code: "Access Denied"}, Global, 10 * time.Minute},
 		{"unknown token error", &TokenError{Code: "invalid_redirect_uri"}, Global, 0},
 		// Transient.
-		{"INVALID_TOKEN after retry", api(401, "INVALID_TOKEN"), Transient, 0},
-		{"AUTHENTICATION_FAILURE after retry", api(401, "AUTHENTICATION_FAILURE"), Transient, 0},
+		{"INVALID_TOKEN after retry", api(401, "INVALID_TOKEN"), Global, 0},
+		{"AUTHENTICATION_FAILURE after retry", api(401, "AUTHENTICATION_FAILURE"), Global, 0},
 		{"TOO_MANY_REQUESTS", &APIError{Status: 429, Code: "TOO_MANY_REQUESTS", RetryAfter: 42 * time.Second}, Transient, 42 * time.Second},
+		{"429 without Retry-After still throttles", &APIError{Status: 429, Code: "TOO_MANY_REQUESTS"}, Transient, time.Second},
 		{"429 other code", &APIError{Status: 429, Code: "LIMIT_REACHED", RetryAfter: time.Second}, Transient, time.Second},
 		{"accounts 500", &APIError{Status: 500, Code: "HTTP_500", auth: true}, Transient, 0},
 		{"accounts 400", &APIError{Status: 400, Code: "HTTP_400", auth: true}, Transient, 0},
@@ -50,7 +51,7 @@ func TestClassify(t *testing.T) {
 		{"cancelled after send", &NetError{Op: "upload", Sent: true, Err: context.Canceled}, Transient, 0},
 		{"bare deadline", context.DeadlineExceeded, Transient, 0},
 		{"unknown error", errors.New("disk on fire"), Transient, 0},
-		{"unknown 3xx", api(302, "HTTP_302"), Transient, 0},
+		{"unknown 3xx", api(302, "HTTP_302"), Global, 0},
 		{"nil", nil, Transient, 0},
 		// Ambiguous.
 		{"INTERNAL_ERROR", api(500, "INTERNAL_ERROR"), Ambiguous, 0},
