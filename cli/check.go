@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -255,17 +254,9 @@ func (c *checker) zoho(ctx context.Context, lc loadedConfig, inboxOK bool) {
 		c.line("skip", "zoho token refresh and read: the credentials are missing")
 		return
 	}
-	accounts, api := cfg.Zoho.Endpoints()
-	client, err := zoho.New(zoho.Options{
-		AccountsURL:      accounts,
-		APIDomain:        cfg.Zoho.APIDomain,
-		DefaultAPIDomain: api,
-		APIVersion:       cfg.Zoho.APIVersion,
-		ClientID:         cfg.Zoho.ClientID,
-		ClientSecret:     cfg.Zoho.ClientSecret,
-		RefreshToken:     cfg.Zoho.RefreshToken,
-		Logger:           slog.New(slog.DiscardHandler),
-	})
+	// No token cache: check must prove the refresh token works now.
+	accounts, _ := cfg.Zoho.Endpoints()
+	client, err := zoho.New(daemon.ZohoOptions(cfg))
 	if err != nil {
 		c.line("FAIL", "zoho: %v", err)
 		return

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crmdrop/internal/editdist"
 	"errors"
 	"fmt"
 	"io"
@@ -469,32 +470,11 @@ func suggest(t reflect.Type, name string) string {
 		if norm(cand) == norm(name) {
 			return cand
 		}
-		if dist := editDistance(strings.ToLower(name), cand); dist < bestDist && len(name) > 3 {
+		if dist := editdist.Distance(strings.ToLower(name), cand); dist < bestDist && len(name) > 3 {
 			best, bestDist = cand, dist
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func kindName(n *yaml.Node) string {

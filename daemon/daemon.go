@@ -101,6 +101,20 @@ func LedgerPath(cfg config.Config) string { return filepath.Join(cfg.StateDir, "
 // TokenCachePath is where the access token is kept between restarts.
 func TokenCachePath(cfg config.Config) string { return filepath.Join(cfg.StateDir, "token.json") }
 
+// ZohoOptions are the client options a configuration sets: endpoints and credentials.
+func ZohoOptions(cfg config.Config) zoho.Options {
+	accounts, api := cfg.Zoho.Endpoints()
+	return zoho.Options{
+		AccountsURL:      accounts,
+		APIDomain:        cfg.Zoho.APIDomain,
+		DefaultAPIDomain: api,
+		APIVersion:       cfg.Zoho.APIVersion,
+		ClientID:         cfg.Zoho.ClientID,
+		ClientSecret:     cfg.Zoho.ClientSecret,
+		RefreshToken:     cfg.Zoho.RefreshToken,
+	}
+}
+
 // New opens the ledger (failing fast if another crmdrop holds it) and builds the parts.
 // Nothing touches the inbox or the network until Run.
 func New(o Options) (*Daemon, error) {
@@ -136,21 +150,13 @@ func New(o Options) (*Daemon, error) {
 	}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = admin.NewMetrics(d.reg, func() float64 { return float64(d.q.len()) })
-	accounts, api := cfg.Zoho.Endpoints()
-	d.zc, err = zoho.New(zoho.Options{
-		AccountsURL:      accounts,
-		APIDomain:        cfg.Zoho.APIDomain,
-		DefaultAPIDomain: api,
-		APIVersion:       cfg.Zoho.APIVersion,
-		ClientID:         cfg.Zoho.ClientID,
-		ClientSecret:     cfg.Zoho.ClientSecret,
-		RefreshToken:     cfg.Zoho.RefreshToken,
-		TokenCache:       TokenCachePath(cfg),
-		HTTPClient:       o.HTTPClient,
-		Clock:            o.Clock,
-		Logger:           o.Logger,
-		OnMint:           d.metrics.TokensMinted.Inc,
-	})
+	zo := ZohoOptions(cfg)
+	zo.TokenCache = TokenCachePath(cfg)
+	zo.HTTPClient = o.HTTPClient
+	zo.Clock = o.Clock
+	zo.Logger = o.Logger
+	zo.OnMint = d.metrics.TokensMinted.Inc
+	d.zc, err = zoho.New(zo)
 	if err != nil {
 		ledger.Close()
 		return nil, err

@@ -7,6 +7,7 @@
 package inbox
 
 import (
+	"crmdrop/internal/editdist"
 	"fmt"
 	"strconv"
 	"strings"
@@ -168,32 +169,11 @@ func (l *Layout) suggest(folder string) string {
 	}
 	best, bestD := "", 3 // at most two edits
 	for _, name := range l.names {
-		if d := editDistance(k, foldKey(name)); d < bestD {
+		if d := editdist.Distance(k, foldKey(name)); d < bestD {
 			best, bestD = name, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // PathError says why a file's path names no record. Staff read Error() in the

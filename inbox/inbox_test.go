@@ -145,21 +145,6 @@ func TestModules(t *testing.T) {
 	}
 }
 
-func TestEditDistance(t *testing.T) {
-	tests := []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"leads", "leads", 0}, {"lead", "leads", 1}, {"laeds", "leads", 2},
-		{"", "abc", 3}, {"kitten", "sitting", 3},
-	}
-	for _, tt := range tests {
-		if got := editDistance(tt.a, tt.b); got != tt.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
-		}
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"Leads/1000000231009/contract.pdf", "Leads/3477061000005177002 Acme Ltd/scans/p1.jpg",
