@@ -20,11 +20,11 @@ import (
 
 // schemaVersion is the ledger format this build writes. Bump it when the meaning of a
 // bucket or of the record encoding changes; Open refuses files with a higher number.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // Bucket names, and keys inside the meta bucket.
 const (
-	bucketEntries     = "entries"     // Entry.Key() -> JSON record
+	bucketEntries     = "entries"     // Entry.Key() -> encoded entry (entry.go)
 	bucketStates      = "states"      // state NUL key -> empty
 	bucketAttachments = "attachments" // attachment id -> Entry.Key()
 	bucketMeta        = "meta"        // metaSchema, countPrefix+state -> int64 big-endian
@@ -134,6 +134,14 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 	if err := s.checkSchema(tx); err != nil {
 		return err
 	}
+	// Schema 1 differs only in how values are encoded, and schema-1 values are still
+	// read: mark the file as 2, so an older crmdrop refuses it instead of misreading
+	// the values this build writes.
+	if meta := tx.Bucket([]byte(bucketMeta)); bytesInt64(meta.Get([]byte(metaSchema))) < schemaVersion {
+		if err := meta.Put([]byte(metaSchema), int64Bytes(schemaVersion)); err != nil {
+			return err
+		}
+	}
 	for _, name := range []string{bucketEntries, bucketStates, bucketAttachments} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return err
@@ -164,6 +172,14 @@ func (s *Store) checkSchema(tx *bolt.Tx) error {
 func (s *Store) checkReadOnly(tx *bolt.Tx) error {
 	if err := s.checkSchema(tx); err != nil {
 		return err
+	}
+	// Schema 1 differs only in how values are encoded, and schema-1 values are still
+	// read: mark the file as 2, so an older crmdrop refuses it instead of misreading
+	// the values this build writes.
+	if meta := tx.Bucket([]byte(bucketMeta)); bytesInt64(meta.Get([]byte(metaSchema))) < schemaVersion {
+		if err := meta.Put([]byte(metaSchema), int64Bytes(schemaVersion)); err != nil {
+			return err
+		}
 	}
 	for _, name := range []string{bucketEntries, bucketStates, bucketAttachments} {
 		if tx.Bucket([]byte(name)) == nil {
