@@ -46,7 +46,10 @@ func TestReadsSchema1Ledger(t *testing.T) {
 		t.Fatalf("Get = %+v, %v, %v; want the schema-1 entry", got, ok, err)
 	}
 	var v int64
-	s.db.View(func(tx *bolt.Tx) error { v = bytesInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(metaSchema))); return nil })
+	s.db.View(func(tx *bolt.Tx) error {
+		v = bytesInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(metaSchema)))
+		return nil
+	})
 	if v != schemaVersion {
 		t.Errorf("schema after open = %d, want %d", v, schemaVersion)
 	}
