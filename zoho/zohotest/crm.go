@@ -505,19 +505,11 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, major int, module,
 		s.refuse(w, r, e)
 		return
 	}
-	q := r.URL.Query()
-	fields := q.Get("fields")
-	if major >= 3 && fields == "" {
-		s.refuse(w, r, errMissing("fields"))
+	fields := r.URL.Query().Get("fields")
+	page, perPage, ok := s.listParams(w, r, major)
+	if !ok {
 		return
 	}
-	page, ok1 := intParam(q, "page", 1)
-	perPage, ok2 := intParam(q, "per_page", 200)
-	if !ok1 || !ok2 {
-		s.refuse(w, r, newError(http.StatusBadRequest, "INVALID_DATA", "page and per_page must be positive integers"))
-		return
-	}
-	perPage = min(perPage, 200)
 
 	var all []Attachment
 	s.mu.Lock()
@@ -585,6 +577,23 @@ func listItem(a Attachment) map[string]any {
 		item["$file_id"] = "file_" + a.ID
 	}
 	return item
+}
+
+// listParams reads the query every list call takes: fields (required from v3 on),
+// page and per_page (at most 200). It answers the request itself when they are wrong.
+func (s *Server) listParams(w http.ResponseWriter, r *http.Request, major int) (page, perPage int, ok bool) {
+	q := r.URL.Query()
+	if major >= 3 && q.Get("fields") == "" {
+		s.refuse(w, r, errMissing("fields"))
+		return 0, 0, false
+	}
+	page, ok1 := intParam(q, "page", 1)
+	perPage, ok2 := intParam(q, "per_page", 200)
+	if !ok1 || !ok2 {
+		s.refuse(w, r, newError(http.StatusBadRequest, "INVALID_DATA", "page and per_page must be positive integers"))
+		return 0, 0, false
+	}
+	return page, min(perPage, 200), true
 }
 
 func intParam(q url.Values, name string, def int) (int, bool) {

@@ -18,18 +18,10 @@ func (s *Server) records(w http.ResponseWriter, r *http.Request, major int, modu
 		s.refuse(w, r, e)
 		return
 	}
-	q := r.URL.Query()
-	if major >= 3 && q.Get("fields") == "" {
-		s.refuse(w, r, errMissing("fields"))
+	page, perPage, ok := s.listParams(w, r, major)
+	if !ok {
 		return
 	}
-	page, ok1 := intParam(q, "page", 1)
-	perPage, ok2 := intParam(q, "per_page", 200)
-	if !ok1 || !ok2 {
-		s.refuse(w, r, newError(http.StatusBadRequest, "INVALID_DATA", "page and per_page must be positive integers"))
-		return
-	}
-	perPage = min(perPage, 200)
 
 	var ids []string
 	seen := map[string]bool{}
