@@ -63,6 +63,18 @@ func (c *Clock) Advance(d time.Duration) {
 	c.waiters = kept
 }
 
+// HasTimer reports whether a timer is set to fire at exactly at.
+func (c *Clock) HasTimer(at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.waiters {
+		if w.at.Equal(at) {
+			return true
+		}
+	}
+	return false
+}
+
 // Waiters returns how many timers are pending.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
