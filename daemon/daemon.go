@@ -682,7 +682,10 @@ func (d *Daemon) setInboxHealth(err error) {
 func (d *Daemon) Blocked() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return strings.TrimPrefix(strings.Join(nonEmpty(d.inboxErr, d.blocked), "; "), "; ")
+	if d.inboxErr != "" && d.blocked != "" {
+		return d.inboxErr + "; " + d.blocked
+	}
+	return d.inboxErr + d.blocked
 }
 
 func (d *Daemon) updateBlockedGauge() {
@@ -691,16 +694,6 @@ func (d *Daemon) updateBlockedGauge() {
 	} else {
 		d.metrics.Blocked.Set(0)
 	}
-}
-
-func nonEmpty(s ...string) []string {
-	var out []string
-	for _, v := range s {
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func sizeText(n int64) string {
