@@ -258,21 +258,19 @@ func (d *Daemon) forgetVanished() {
 	if _, err := os.Stat(d.cfg.Inbox); err != nil {
 		return
 	}
-	for _, st := range []store.State{store.Pending} {
-		entries, err := d.ledger.ByState(st, 0)
-		if err != nil {
-			d.log.Error("read ledger", "err", err)
-			return
+	entries, err := d.ledger.ByState(store.Pending, 0)
+	if err != nil {
+		d.log.Error("read ledger", "err", err)
+		return
+	}
+	for _, e := range entries {
+		fi, err := os.Lstat(d.abs(e.Path))
+		if err == nil && fi.Size() == e.Size && fi.ModTime().Equal(e.ModTime) {
+			continue // the watcher's first scan offers it again
 		}
-		for _, e := range entries {
-			fi, err := os.Lstat(d.abs(e.Path))
-			if err == nil && fi.Size() == e.Size && fi.ModTime().Equal(e.ModTime) {
-				continue // the watcher's first scan offers it again
-			}
-			d.log.Info("file gone before its upload finished, forgetting it", "path", e.Path, "state", e.State)
-			if err := d.ledger.Delete(e.Key()); err != nil {
-				d.log.Error("update ledger", "path", e.Path, "err", err)
-			}
+		d.log.Info("file gone before its upload began, forgetting it", "path", e.Path)
+		if err := d.ledger.Delete(e.Key()); err != nil {
+			d.log.Error("update ledger", "path", e.Path, "err", err)
 		}
 	}
 }
