@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +168,33 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// A file saved again while its ambiguous upload waits to be retried: the retry adopts
+// what the first attempt stored (the old version), and the new version must still be
+// uploaded, not moved to _uploaded/ unsent.
+func TestFileChangedWhileAmbiguousUploadWaits(t *testing.T) {
+	fake := zohotest.NewServer(t, zohotest.Options{Logf: func(string, ...any) {}})
+	fake.FailNext(1, zohotest.Fault500After)
+	h := newHarness(t, fake, func(c *config.Config) {
+		c.Retry.InitialDelay = 3 * time.Second
+		c.Retry.MaxDelay = 3 * time.Second
+	})
+	h.start()
+	p := h.drop("Leads/1/report.txt", "version 1")
+	waitFor(t, "the ambiguous first attempt", 20*time.Second, func() bool { return fake.Requests().Faults == 1 })
+	if err := os.WriteFile(p, []byte("version 2, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both versions attached", 30*time.Second, func() bool { return h.eventCount("uploaded") == 2 })
+	sums := map[string]int{}
+	for _, a := range fake.Uploads() {
+		sums[a.SHA256]++
+	}
+	if sums[sum("version 1")] != 1 || sums[sum("version 2, longer")] != 1 || len(fake.Uploads()) != 2 {
+		t.Errorf("fake holds %+v; want version 1 and version 2 once each", fake.Uploads())
+	}
+	if exists(p) {
+		t.Error("the new version is still in the inbox")
+	}
 }
