@@ -551,7 +551,7 @@ func (d *Daemon) claim(id string) bool {
 	if d.claimed[id] {
 		return false
 	}
-	if _, owned, err := d.ledger.AttachmentOwner(id); owned || err != nil {
+	if taken, err := d.ledger.AttachmentTaken(id); taken || err != nil {
 		return false // when in doubt, do not adopt
 	}
 	d.claimed[id] = true

@@ -6,6 +6,7 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,7 +27,7 @@ const schemaVersion = 2
 const (
 	bucketEntries     = "entries"     // Entry.Key() -> encoded entry (entry.go)
 	bucketStates      = "states"      // state NUL key -> empty
-	bucketAttachments = "attachments" // attachment id -> Entry.Key()
+	bucketAttachments = "attachments" // attachment id -> keyTag(Entry.Key())
 	bucketMeta        = "meta"        // metaSchema, countPrefix+state -> int64 big-endian
 
 	metaSchema  = "schema"
@@ -374,7 +375,7 @@ func (op putOp) apply(tx *bolt.Tx) error {
 	if op.attachment != nil {
 		// Last writer wins: an id belongs to one upload, so two entries claiming it is
 		// the daemon's bug to find, not something the store can resolve.
-		return b.attachments.Put(op.attachment, op.key)
+		return b.attachments.Put(op.attachment, keyTag(op.key))
 	}
 	return nil
 }
@@ -408,7 +409,8 @@ func (b buckets) unindex(key, old []byte) error {
 	if o.AttachmentID != "" {
 		id := []byte(o.AttachmentID)
 		// Only drop the mapping if it is still ours: a later entry may have taken the id.
-		if bytes.Equal(b.attachments.Get(id), key) {
+		// (Schema-1 ledgers hold the whole key.)
+		if v := b.attachments.Get(id); bytes.Equal(v, keyTag(key)) || bytes.Equal(v, key) {
 			return b.attachments.Delete(id)
 		}
 	}
@@ -562,16 +564,31 @@ func (s *Store) Counts() (map[State]int, error) {
 	return out, err
 }
 
-// AttachmentOwner returns the key of the entry whose AttachmentID is id, if any.
-func (s *Store) AttachmentOwner(id string) (key string, ok bool, err error) {
+// AttachmentTaken reports whether some entry records id as its attachment.
+func (s *Store) AttachmentTaken(id string) (bool, error) {
+	tag, err := s.attachmentTag(id)
+	return tag != nil, err
+}
+
+// attachmentTag is what the index holds for id: the owner's keyTag, or nil.
+func (s *Store) attachmentTag(id string) (tag []byte, err error) {
 	if id == "" {
-		return "", false, nil
+		return nil, nil
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket([]byte(bucketAttachments)).Get([]byte(id)); v != nil {
-			key, ok = string(v), true
+			tag = bytes.Clone(v)
 		}
 		return nil
 	})
-	return key, ok, err
+	return tag, err
+}
+
+// keyTag stands for an entry key in the attachment index. The index only has to say
+// whether an id is taken and let its owner, and no other entry, remove it; 8 bytes of a
+// hash do that, where the whole key made the index twice the size (measured: 24 MB of
+// a 100 MB ledger for 100,000 files, and bbolt maps the whole file).
+func keyTag(key []byte) []byte {
+	h := sha256.Sum256(key)
+	return h[:8]
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -354,12 +355,15 @@ func compareModel(s *Store, m *model) error {
 		}
 	}
 	for _, id := range modelAttachments[1:] {
-		key, ok, err := s.AttachmentOwner(id)
+		tag, err := s.attachmentTag(id)
 		if err != nil {
 			return err
 		}
-		if wkey, wok := m.attach[id]; key != wkey || ok != wok {
-			return fmt.Errorf("AttachmentOwner(%q) = %q, %v; want %q, %v", id, key, ok, wkey, wok)
+		if wkey, wok := m.attach[id]; (tag != nil) != wok || (wok && !bytes.Equal(tag, keyTag([]byte(wkey)))) {
+			return fmt.Errorf("attachment index for %q = %x, want owner %q (%v)", id, tag, wkey, wok)
+		}
+		if taken, _ := s.AttachmentTaken(id); taken != (tag != nil) {
+			return fmt.Errorf("AttachmentTaken(%q) = %v, index says %x", id, taken, tag)
 		}
 	}
 	var keys []string
@@ -408,14 +412,19 @@ func TestAttachmentIndex(t *testing.T) {
 	b := entry("b", 1, t0, Uploaded)
 	owner := func(id string) string {
 		t.Helper()
-		k, ok, err := s.AttachmentOwner(id)
+		tag, err := s.attachmentTag(id)
 		if err != nil {
-			t.Fatalf("AttachmentOwner(%q): %v", id, err)
+			t.Fatalf("attachmentTag(%q): %v", id, err)
 		}
-		if !ok {
+		if tag == nil {
 			return "<none>"
 		}
-		return k
+		for _, k := range []string{a.Key(), b.Key()} {
+			if bytes.Equal(tag, keyTag([]byte(k))) {
+				return k
+			}
+		}
+		return "<someone else>"
 	}
 	steps := []struct {
 		name string
@@ -434,7 +443,7 @@ func TestAttachmentIndex(t *testing.T) {
 		st.do()
 		for id, want := range st.want {
 			if got := owner(id); got != want {
-				t.Errorf("%s: AttachmentOwner(%q) = %q, want %q", st.name, id, got, want)
+				t.Errorf("%s: owner of %q = %q, want %q", st.name, id, got, want)
 			}
 		}
 	}
@@ -541,9 +550,9 @@ func TestConcurrentPut(t *testing.T) {
 			t.Errorf("len(ByState(%s)) = %d, Counts says %d", st, len(es), got[st])
 		}
 	}
-	k, ok, err := s.AttachmentOwner("att-3-7")
-	if want := entry("w03/f007", 7, t0, Pending).Key(); err != nil || !ok || k != want {
-		t.Errorf("AttachmentOwner(att-3-7) = %q, %v, %v; want %q", k, ok, err, want)
+	tag, err := s.attachmentTag("att-3-7")
+	if want := entry("w03/f007", 7, t0, Pending).Key(); err != nil || !bytes.Equal(tag, keyTag([]byte(want))) {
+		t.Errorf("attachment index for att-3-7 = %x, %v; want the tag of %q", tag, err, want)
 	}
 }
 
@@ -612,8 +621,8 @@ func TestReopen(t *testing.T) {
 			if want := (map[State]int{Pending: 1, Uploading: 0, Uploaded: 1, Failed: 0}); !maps(c, want) {
 				t.Errorf("Counts() = %v, want %v", c, want)
 			}
-			if k, ok, _ := s.AttachmentOwner("99"); !ok || k != e.Key() {
-				t.Errorf("AttachmentOwner(99) = %q, %v; want %q", k, ok, e.Key())
+			if tag, _ := s.attachmentTag("99"); !bytes.Equal(tag, keyTag([]byte(e.Key()))) {
+				t.Errorf("attachment index for 99 = %x; want the tag of %q", tag, e.Key())
 			}
 			err = s.Put(entry("c", 1, t0, Pending))
 			if ro && (err == nil || !strings.Contains(err.Error(), "read-only")) {
