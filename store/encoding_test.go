@@ -91,3 +91,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A read-only open (status, list with the daemon down) reads a schema-1 ledger as it is:
+// marking it is the writer's job, and a read-only transaction could not.
+func TestReadOnlyOpensSchema1Ledger(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaSchema), int64Bytes(1))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("Open(schema 1, read-only) = %v", err)
+	}
+	ro.Close()
+}

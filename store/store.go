@@ -174,14 +174,6 @@ func (s *Store) checkReadOnly(tx *bolt.Tx) error {
 	if err := s.checkSchema(tx); err != nil {
 		return err
 	}
-	// Schema 1 differs only in how values are encoded, and schema-1 values are still
-	// read: mark the file as 2, so an older crmdrop refuses it instead of misreading
-	// the values this build writes.
-	if meta := tx.Bucket([]byte(bucketMeta)); bytesInt64(meta.Get([]byte(metaSchema))) < schemaVersion {
-		if err := meta.Put([]byte(metaSchema), int64Bytes(schemaVersion)); err != nil {
-			return err
-		}
-	}
 	for _, name := range []string{bucketEntries, bucketStates, bucketAttachments} {
 		if tx.Bucket([]byte(name)) == nil {
 			return fmt.Errorf("ledger %s is missing its %s bucket: move it aside and start crmdrop again", s.path, name)
