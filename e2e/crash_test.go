@@ -56,7 +56,11 @@ func TestCrashAnyInstant(t *testing.T) {
 	}
 	dropSome(files)
 
+	started := strings.Count(e.log(), "crmdrop started")
 	cmd := e.start()
+	// SIGTERM is graceful once the daemon runs; before its signal handler exists the
+	// default action applies, so wait for it (all files may already be done).
+	waitFor(t, "the last daemon to start", time.Minute, func() bool { return strings.Count(e.log(), "crmdrop started") > started })
 	waitFor(t, "every file uploaded and moved", 3*time.Minute, func() bool {
 		return len(fake.Uploads()) >= files && countFiles(filepath.Join(e.inbox, "_uploaded")) == files
 	})
