@@ -50,17 +50,11 @@ func (b *bench) large() error {
 	if err != nil {
 		return err
 	}
-	p, err := b.startDaemon(cfg)
+	p, err := b.startSettled(cfg)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	if err := p.waitLog("crmdrop started", 10*time.Second); err != nil {
-		return err
-	}
-	if _, err := p.waitQuiet(300*time.Millisecond, 10*time.Second); err != nil {
-		return err
-	}
 	idle, err := p.mem()
 	if err != nil {
 		return err

@@ -35,17 +35,11 @@ func (b *bench) latency() error {
 	if err != nil {
 		return err
 	}
-	p, err := b.startDaemon(cfg)
+	p, err := b.startSettled(cfg)
 	if err != nil {
 		return err
 	}
 	defer p.stop()
-	if err := p.waitLog("crmdrop started", 10*time.Second); err != nil {
-		return err
-	}
-	if _, err := p.waitQuiet(300*time.Millisecond, 10*time.Second); err != nil {
-		return err
-	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	drops := make([]time.Time, n)
 	for i, r := range recs {

@@ -120,6 +120,25 @@ func (b *bench) startDaemon(cfgPath string) (*proc, error) {
 	return p, nil
 }
 
+// startSettled starts the daemon and waits until it has started and its CPU has gone
+// quiet (first scan and token done), so a scenario measures only what it drops. On
+// error the daemon is stopped.
+func (b *bench) startSettled(cfgPath string) (*proc, error) {
+	p, err := b.startDaemon(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitLog("crmdrop started", 10*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	if _, err := p.waitQuiet(300*time.Millisecond, 10*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
 func (b *bench) startInProc(p *proc, cfgPath string, logf *os.File) error {
 	os.Setenv(envSecret, zohotest.DefaultClientSecret)
 	os.Setenv(envRefresh, zohotest.DefaultRefreshToken)

@@ -95,17 +95,11 @@ func (b *bench) crmdropBatch(bt batch, workers int) (dropped, error) {
 	if err != nil {
 		return dropped{}, err
 	}
-	p, err := b.startDaemon(cfg)
+	p, err := b.startSettled(cfg)
 	if err != nil {
 		return dropped{}, err
 	}
 	defer p.stop()
-	if err := p.waitLog("crmdrop started", 10*time.Second); err != nil {
-		return dropped{}, err
-	}
-	if _, err := p.waitQuiet(300*time.Millisecond, 10*time.Second); err != nil {
-		return dropped{}, err
-	}
 	cpu0, err := p.cpu()
 	if err != nil {
 		return dropped{}, err

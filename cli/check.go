@@ -158,9 +158,9 @@ func (c *checker) inbox(cfg config.Config) bool {
 		return false
 	}
 	c.line("ok", "inbox %s (writable)", dir)
-	subs := []string{"_failed"}
+	subs := []string{inbox.FailedDir}
 	if cfg.AfterUpload == "move" {
-		subs = []string{"_uploaded", "_failed"}
+		subs = []string{inbox.UploadedDir, inbox.FailedDir}
 	}
 	for _, sub := range subs {
 		p := filepath.Join(dir, sub)

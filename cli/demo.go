@@ -9,6 +9,7 @@ import (
 
 	"crmdrop/config"
 	"crmdrop/daemon"
+	"crmdrop/inbox"
 	"crmdrop/zoho/zohotest"
 )
 
@@ -88,15 +89,9 @@ func cmdDemo(env Env, args []string) int {
 		fmt.Fprintf(env.Stdout, "  %s\n", filepath.Join(cfg.Inbox, filepath.FromSlash(r))+string(filepath.Separator))
 	}
 	fmt.Fprintf(env.Stdout, "Uploaded files move to %s, refused ones to %s. Ctrl-C stops.\n\n",
-		filepath.Join(cfg.Inbox, "_uploaded"), filepath.Join(cfg.Inbox, "_failed"))
+		filepath.Join(cfg.Inbox, inbox.UploadedDir), filepath.Join(cfg.Inbox, inbox.FailedDir))
 
-	ctx, stop := signalContext()
-	defer stop()
-	if err := d.Run(ctx); err != nil {
-		fmt.Fprintf(env.Stderr, "crmdrop: %v\n", err)
-		return exitFailure
-	}
-	return exitOK
+	return runUntilSignal(env, d)
 }
 
 // seedDemo creates the record folders and, for a new inbox, a couple of files so the

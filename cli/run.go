@@ -71,6 +71,11 @@ func runDaemon(env Env, fs *flag.FlagSet, cfgPath *string, args []string, manage
 		return exitFailure
 	}
 	defer d.Close()
+	return runUntilSignal(env, d)
+}
+
+// runUntilSignal runs the daemon in the foreground until SIGINT or SIGTERM.
+func runUntilSignal(env Env, d *daemon.Daemon) int {
 	ctx, stop := signalContext()
 	defer stop()
 	if err := d.Run(ctx); err != nil {
