@@ -15,7 +15,8 @@ import (
 // NewHandler returns the admin endpoint's handler:
 //
 //	GET /healthz     200 "ok\n" while running and not blocked; 503 "blocked: <reason>\n"
-//	                 when blocked (503 "<state>\n" for any other state); 500 if src fails
+//	                 when blocked (503 "<state>\n" for any other state); 500 if src fails.
+//	                 A src that implements Healther answers it without a full Status.
 //	GET /metrics     the Prometheus text format for gatherer (nil: an empty registry)
 //	GET /api/status  200 with src's Status as JSON, blocked or not; 500 if src fails
 //	GET /api/entries only when src also implements Lister: 200 with a JSON array of
@@ -36,7 +37,13 @@ func NewHandler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		st, err := src.Status(r.Context())
+		var st Status
+		var err error
+		if h, ok := src.(Healther); ok {
+			st.State, st.BlockedReason = h.Health()
+		} else {
+			st, err = src.Status(r.Context())
+		}
 		if err != nil {
 			plain(w, http.StatusInternalServerError, "status unavailable: "+err.Error())
 			return

@@ -288,3 +288,34 @@ func TestHandlerConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// healthSource counts Status calls: /healthz must not build a whole Status when the
+// Source can say its health directly.
+type healthSource struct {
+	statusCalls int
+	state       string
+}
+
+func (h *healthSource) Status(context.Context) (Status, error) {
+	h.statusCalls++
+	return Status{State: h.state}, nil
+}
+func (h *healthSource) Health() (string, string) { return h.state, "NO_PERMISSION" }
+
+func TestHealthzUsesHealther(t *testing.T) {
+	src := &healthSource{state: StateBlocked}
+	srv := httptest.NewServer(NewHandler(src, nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "blocked: NO_PERMISSION\n" {
+		t.Errorf("/healthz = %d %q, want 503 blocked: NO_PERMISSION", resp.StatusCode, body)
+	}
+	if src.statusCalls != 0 {
+		t.Errorf("/healthz called Status %d times, want 0", src.statusCalls)
+	}
+}

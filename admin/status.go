@@ -68,6 +68,12 @@ type Source interface {
 	Status(ctx context.Context) (Status, error)
 }
 
+// Healther is a Source that can say its state without building a whole Status (which
+// reads the ledger). /healthz, polled often by monitors, uses it when src has it.
+type Healther interface {
+	Health() (state, blockedReason string)
+}
+
 // countKeys returns the ledger states every Status reports, in display order.
 func countKeys() []string { return []string{"pending", "uploading", "uploaded", "failed"} }
 

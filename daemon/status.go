@@ -9,7 +9,18 @@ import (
 	"crmdrop/store"
 )
 
-var _ admin.Lister = (*Daemon)(nil)
+var (
+	_ admin.Lister   = (*Daemon)(nil)
+	_ admin.Healther = (*Daemon)(nil)
+)
+
+// Health is the state /healthz reports: running, or blocked with the reason.
+func (d *Daemon) Health() (state, blockedReason string) {
+	if reason := d.Blocked(); reason != "" {
+		return admin.StateBlocked, reason
+	}
+	return admin.StateRunning, ""
+}
 
 // Status is the snapshot behind /api/status and /healthz. Safe for concurrent use.
 func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
@@ -17,15 +28,12 @@ func (d *Daemon) Status(ctx context.Context) (admin.Status, error) {
 	if err != nil {
 		return admin.Status{}, err
 	}
-	s.State = admin.StateRunning
 	s.Queue = d.q.len()
 	s.Inbox = d.cfg.Inbox
 	s.Version = d.version
 	s.StartedAt = d.started
 	s.Source = admin.SourceDaemon
-	if reason := d.Blocked(); reason != "" {
-		s.State, s.BlockedReason = admin.StateBlocked, reason
-	}
+	s.State, s.BlockedReason = d.Health()
 	d.mu.Lock()
 	for _, f := range d.inflight {
 		s.InFlight = append(s.InFlight, f)
