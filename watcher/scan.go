@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/fsnotify/fsnotify"
+
+	"crmdrop/internal/fileid"
 )
 
 // walkState collects what one walk could not do; a full scan must not drop
@@ -70,8 +72,7 @@ func (w *Watcher) fullScan() {
 	if msg := errString(ws.watchErr); msg != w.watchErr {
 		w.watchErr = msg
 		if msg != "" {
-			// On Linux this is usually fs.inotify.max_user_watches.
-			w.log.Warn("cannot watch some folders; their files are found by rescans only", "err", ws.watchErr)
+			w.log.Warn("cannot watch some folders; their files are found by rescans only", "err", ws.watchErr, "fix", watchFix(ws.watchErr))
 		}
 	}
 	w.log.Debug("scan done", "files", ws.files, "folders", len(w.dirs), "took", w.clock.Now().Sub(start))
@@ -269,6 +270,7 @@ func (w *Watcher) settleDue() {
 			continue
 		}
 		if r, ok := w.s.check(c.Rel, identOf(fi), now); ok {
+			r.FileID = fileid.Of(w.abs(c.Rel), fi)
 			w.pending = append(w.pending, r)
 		}
 	}
@@ -315,4 +317,13 @@ func linkLike(m fs.FileMode) bool {
 // gone reports an error meaning the path is not there (any more).
 func gone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// watchFix says what an admin can do about a failure to add a watch. inotify reports
+// its per-user watch limit as ENOSPC, which reads as "no space left on device".
+func watchFix(err error) string {
+	if errors.Is(err, syscall.ENOSPC) {
+		return "the system's limit of watched folders (fs.inotify.max_user_watches) is reached: raise it (sysctl -w fs.inotify.max_user_watches=524288, and in /etc/sysctl.d/ to keep it), or set watch: poll"
+	}
+	return "check the folder's permissions; until then new files there are picked up at the next rescan"
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"crmdrop/internal/clock"
 )
 
 // Ready says a file has settled and can be picked up.
@@ -31,16 +33,13 @@ type Ready struct {
 	Rel     string    // slash-separated, relative to Root
 	Size    int64     // from Lstat: for a link, the length of its target's name
 	ModTime time.Time // from Lstat
+	// FileID is the file-system identity (fileid.Of) read when the file settled, ""
+	// when the file system gives none: it survives renames and moves.
+	FileID string
 	// Symlink marks a symbolic link (or, on Windows, a junction or other
 	// reparse point that is not a plain file): it was never followed or
 	// read, and the caller should reject the link itself.
 	Symlink bool
-}
-
-// Clock is the watcher's source of time; tests drive it by hand.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
 }
 
 // Options configure a Watcher. The zero value of every field but Root works.
@@ -53,7 +52,7 @@ type Options struct {
 	// relative to Root) at all; a skipped folder is neither watched nor
 	// walked. It is never asked about the root. nil skips nothing.
 	Skip   func(rel string, isDir bool) bool
-	Clock  Clock        // nil means the real clock
+	Clock  clock.Clock  // nil means the real clock
 	Logger *slog.Logger // nil discards
 	// OnHealth is called from Run's goroutine with a non-nil error when the
 	// root becomes missing or unreadable (once per episode) and with nil
@@ -79,7 +78,7 @@ type Watcher struct {
 	opts  Options
 	root  string // absolute and clean
 	log   *slog.Logger
-	clock Clock
+	clock clock.Clock
 
 	started atomic.Bool
 	tracked atomic.Int64
@@ -125,7 +124,7 @@ func New(opts Options) (*Watcher, error) {
 		opts.Skip = func(string, bool) bool { return false }
 	}
 	if opts.Clock == nil {
-		opts.Clock = realClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -301,8 +300,3 @@ func (w *Watcher) nextPending() (Ready, bool) {
 	w.pending, w.head = w.pending[:0], 0
 	return Ready{}, false
 }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

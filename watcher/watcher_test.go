@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -536,5 +537,34 @@ func TestCancelWhileReceiverIsBusy(t *testing.T) {
 		}
 	case <-time.After(deadline):
 		t.Fatal("Run blocked on a send after cancel")
+	}
+}
+
+// A renamed file is reported at its new path with the identity it had at the old one,
+// which is how the ledger knows it is not a new file.
+func TestReadyCarriesFileIDAcrossRename(t *testing.T) {
+	h := run(t, Options{})
+	h.write("Leads/1/a.pdf", "content")
+	first := h.next()
+	if first.FileID == "" {
+		t.Fatalf("Ready.FileID is empty on a local file system: %+v", first)
+	}
+	if err := os.Rename(h.path("Leads/1"), h.path("Leads/1 Acme")); err != nil {
+		t.Fatal(err)
+	}
+	got := h.until("Leads/1 Acme/a.pdf")
+	last := got[len(got)-1]
+	if last.FileID != first.FileID {
+		t.Errorf("FileID after the folder rename = %q, want %q", last.FileID, first.FileID)
+	}
+}
+
+func TestWatchFixNamesTheInotifyLimit(t *testing.T) {
+	err := fmt.Errorf("add watch: %w", syscall.ENOSPC)
+	if got := watchFix(err); !strings.Contains(got, "fs.inotify.max_user_watches") {
+		t.Errorf("watchFix(ENOSPC) = %q, want it to name fs.inotify.max_user_watches", got)
+	}
+	if got := watchFix(os.ErrPermission); strings.Contains(got, "inotify") {
+		t.Errorf("watchFix(permission) = %q, should not blame inotify", got)
 	}
 }
