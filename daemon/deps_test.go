@@ -23,3 +23,17 @@ func TestLeafPackagesStayIndependent(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryDoesNotLinkTesting keeps test-only code out of the product: the fake Zoho
+// serves `crmdrop demo`, so it must not need package testing.
+func TestBinaryDoesNotLinkTesting(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "crmdrop").Output()
+	if err != nil {
+		t.Fatalf("go list -deps crmdrop: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "testing" {
+			t.Errorf("the crmdrop binary links package testing")
+		}
+	}
+}

@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -272,9 +271,18 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// TB is the part of testing.TB that NewServer needs. It is declared here so that the
+// fake, which `crmdrop demo` also serves, does not link package testing into the binary.
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // NewServer is New for tests: it fails tb on error and closes the server in
 // tb.Cleanup. If opts.Logf is nil, events go to tb.Logf.
-func NewServer(tb testing.TB, opts Options) *Server {
+func NewServer(tb TB, opts Options) *Server {
 	tb.Helper()
 	if opts.Logf == nil {
 		opts.Logf = tb.Logf
