@@ -90,7 +90,10 @@ type Daemon struct {
 	inflight map[string]admin.InFlight
 	claimed  map[string]bool // attachment ids adopted in this run
 
-	moveMu   sync.Mutex // one move at a time: the collision check and the rename are two steps
+	moveMu    sync.Mutex     // one move at a time: the collision check and the rename are two steps
+	failMu    sync.Mutex     // guards moveFails and runCtx; taken under mu (handle calls fail)
+	moveFails map[string]int // by path: moves that failed in a row, for the backoff
+	runCtx    context.Context
 	inboxErr string
 	blocked  string
 }
@@ -147,6 +150,9 @@ func New(o Options) (*Daemon, error) {
 		busy:     map[string]bool{},
 		lookBusy: map[string]string{},
 		deferred: map[string]deferral{},
+
+		moveFails: map[string]int{},
+		runCtx:    context.Background(),
 	}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.metrics = admin.NewMetrics(d.reg, func() float64 { return float64(d.q.len()) })
@@ -211,6 +217,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	d.started = d.clock.Now()
+	d.failMu.Lock()
+	d.runCtx = ctx
+	d.failMu.Unlock()
 	d.forgetVanished()
 	ready := make(chan watcher.Ready, 256)
 	g, ctx := errgroup.WithContext(ctx)
@@ -307,6 +316,13 @@ func (d *Daemon) handle(r watcher.Ready) {
 		case store.Pending, store.Uploading:
 			d.enqueue(r, old)
 			return
+		case store.Failed:
+			if old.MovedTo == "" {
+				// Refused, but its move to _failed/ has not happened: only the move is
+				// owed. Sending it again would spend API calls on every settle, forever.
+				d.fail(old, d.failedReason(r, old))
+				return
+			}
 		}
 		// Failed (or done) and back in a record folder: staff asked for another try.
 		e.Created = old.Created
@@ -566,10 +582,10 @@ func (d *Daemon) afterUpload(e store.Entry) {
 	case "move":
 		dst, err := d.moveUnder(inbox.UploadedDir, e)
 		if err != nil {
-			d.log.Error("move uploaded file, will try again", "path", e.Path, "err", err)
-			d.watch.Forget(e.Path)
+			d.retryMove(e, "move uploaded file, will try again", err)
 			return
 		}
+		d.moved(e.Path)
 		d.recordMove(e, dst)
 	case "delete":
 		d.moveMu.Lock()
@@ -578,10 +594,10 @@ func (d *Daemon) afterUpload(e store.Entry) {
 			return
 		}
 		if err := os.Remove(d.abs(e.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			d.log.Error("delete uploaded file, will try again", "path", e.Path, "err", err)
-			d.watch.Forget(e.Path)
+			d.retryMove(e, "delete uploaded file, will try again", err)
 			return
 		}
+		d.moved(e.Path)
 		e.MovedTo = deletedMark
 		if err := d.ledger.Put(e); err != nil {
 			d.log.Error("update ledger", "path", e.Path, "err", err)
@@ -629,10 +645,10 @@ func (d *Daemon) fail(e store.Entry, why inbox.Reason) {
 	d.log.Warn("file failed", "path", e.Path, "reason", why.What)
 	dst, err := d.moveUnder(inbox.FailedDir, e)
 	if err != nil {
-		d.log.Error("move failed file, will try again", "path", e.Path, "err", err)
-		d.watch.Forget(e.Path)
+		d.retryMove(e, "move failed file, will try again", err)
 		return
 	}
+	d.moved(e.Path)
 	if dst != "" {
 		if err := inbox.WriteReason(dst, e.Path, why, d.clock.Now()); err != nil {
 			d.log.Error("write error file", "path", e.Path, "err", err)
@@ -700,4 +716,50 @@ func sizeText(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/mib)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// retryMove offers a file whose move (or delete) failed to the watcher again after a
+// backoff, so a _failed/ that cannot be created costs a log line per try and no API
+// call: the file's ledger state already says it is done with Zoho.
+func (d *Daemon) retryMove(e store.Entry, msg string, err error) {
+	d.failMu.Lock()
+	n := d.moveFails[e.Path] + 1
+	d.moveFails[e.Path] = n
+	ctx := d.runCtx
+	d.failMu.Unlock()
+	wait := moveBackoff(n, d.cfg.Retry.InitialDelay, d.cfg.Retry.MaxDelay)
+	d.log.Error(msg, "path", e.Path, "attempt", n, "wait", wait, "err", err)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-d.clock.After(wait):
+			d.watch.Forget(e.Path)
+		}
+	}()
+}
+
+// moved ends a run of failed moves of rel.
+func (d *Daemon) moved(rel string) {
+	d.failMu.Lock()
+	delete(d.moveFails, rel)
+	d.failMu.Unlock()
+}
+
+// failedReason is the reason file's text for a refused file whose move is retried: the
+// local rules again if they refuse it, else what the API said.
+func (d *Daemon) failedReason(r watcher.Ready, e store.Entry) inbox.Reason {
+	if _, _, why := d.check(r); why != nil {
+		return *why
+	}
+	return inbox.Reason{What: e.LastError, Fix: "Ask your administrator to look at crmdrop's log for this file."}
+}
+
+// moveBackoff doubles from initial per failed move, capped at max. No jitter: moves
+// are local and nobody else competes for them.
+func moveBackoff(n int, initial, max time.Duration) time.Duration {
+	d := initial
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
 }

@@ -416,3 +416,35 @@ func TestEndToEndSameFileDroppedAgainIsUploadedAgain(t *testing.T) {
 		t.Error("second copy not in _uploaded/ as contract (2).pdf")
 	}
 }
+
+// A file Zoho refused whose move to _failed/ cannot happen (a file named _failed sits
+// where the folder should be) is never sent again: only the move is retried.
+func TestUnmovableRefusedFileIsNotSentAgain(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.fake.InvalidRecord("Leads", "1000000231009")
+	if err := os.WriteFile(h.path("_failed"), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.drop("Leads/1000000231009/scan.pdf", "page one")
+	waitFor(t, "the first refusal", 10*time.Second, func() bool { return h.fake.Requests().Rejected >= 1 })
+	// Settle is 300 ms: 3 s is ten settle periods, each of which used to send it again.
+	time.Sleep(3 * time.Second) // counting calls over time: nothing to wait for
+	if got := h.fake.Requests().Uploads; got != 1 {
+		t.Errorf("upload requests for one refused file over 3 s = %d, want 1", got)
+	}
+	if _, err := os.Stat(h.path("Leads/1000000231009/scan.pdf")); err != nil {
+		t.Errorf("the file should stay where it is while it cannot be moved: %v", err)
+	}
+	// Once the obstacle is gone the move happens by itself.
+	if err := os.Remove(h.path("_failed")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the move to _failed/", 10*time.Second, func() bool {
+		_, err := os.Stat(h.path("_failed/Leads/1000000231009/scan.pdf"))
+		return err == nil
+	})
+	if got := h.fake.Requests().Uploads; got != 1 {
+		t.Errorf("upload requests after the move = %d, want 1", got)
+	}
+}
