@@ -15,8 +15,11 @@ import (
 // ".~lock.*#" and ".DS_Store"), Office owner files "~$*", partial downloads
 // and temporary files ("*.tmp", "*.part", "*.crdownload", "*.partial"), and
 // the names Windows, Synology and DFS put in shares ("Thumbs.db",
-// "desktop.ini", "$RECYCLE.BIN", "@eaDir", "DfsrPrivate"). These are compared
-// case-insensitively, as on the Windows shares staff use.
+// "desktop.ini", "$RECYCLE.BIN", "@eaDir", "DfsrPrivate"), and NAS snapshot
+// folders ("#snapshot" on Synology; ".snapshot" and, over SMB, "~snapshot"
+// on NetApp), which hold read-only copies of files that were uploaded or
+// moved long ago. These are compared case-insensitively, as on the Windows
+// shares staff use.
 //
 // globs are the configuration's ignore patterns (path.Match syntax), also
 // case-insensitive. A glob without "/" is matched against each name in rel; a
@@ -60,7 +63,8 @@ func ignoredName(name string) bool {
 	}
 	lower := strings.ToLower(name)
 	switch lower {
-	case "thumbs.db", "desktop.ini", "$recycle.bin", "@eadir", "dfsrprivate":
+	case "thumbs.db", "desktop.ini", "$recycle.bin", "@eadir", "dfsrprivate",
+		"#snapshot", "~snapshot", ".snapshot":
 		return true
 	}
 	switch path.Ext(lower) {

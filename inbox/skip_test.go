@@ -67,6 +67,19 @@ func TestSkip(t *testing.T) {
 		{"Leads/1/@EADIR", true, nil, true},
 		{"DfsrPrivate", true, nil, true},
 		{"Leads/DFSRPRIVATE/x", false, nil, true},
+		// NAS snapshot folders, at any depth, any case.
+		{"#snapshot", true, nil, true},
+		{"#snapshot/Leads/1/a.pdf", false, nil, true},
+		{"Leads/#Snapshot/1/a.pdf", false, nil, true},
+		{"Leads/1/#SNAPSHOT", true, nil, true},
+		{"~snapshot", true, nil, true},
+		{"~SnapShot/Leads/1/a.pdf", false, nil, true},
+		{"Leads/1/~snapshot/hourly.0/a.pdf", false, nil, true},
+		{".SNAPSHOT", true, nil, true},
+		{"Leads/1/.snapshot/a.pdf", false, nil, true},
+		{"Leads/1/snapshot/a.pdf", false, nil, false},
+		{"Leads/1/#snapshot.pdf", false, nil, false},
+		{"Leads/1/my~snapshot", false, nil, false},
 
 		// User globs: against each name, case-insensitively.
 		{"Leads/1/a.bak", false, []string{"*.bak"}, true},
