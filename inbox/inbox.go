@@ -1,9 +1,11 @@
 // Package inbox holds the folder conventions office staff follow: which path
 // names which Zoho CRM record (Module/RecordFolder/.../file), which names
-// crmdrop must never look at, and how an Internet Shortcut (.url) is read.
+// crmdrop must never look at, how an Internet Shortcut (.url) is read, and
+// how files are moved and reasons written without following a link (FS).
 //
-// Everything here is a pure function of its arguments; nothing touches the
-// file system, so the watcher, the daemon and the tests agree by construction.
+// Apart from FS and the moves and reasons in outcome.go, everything here is a
+// pure function of its arguments, so the watcher, the daemon and the tests
+// agree by construction.
 package inbox
 
 import (
