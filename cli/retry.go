@@ -49,8 +49,19 @@ func cmdRetry(env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "crmdrop: inbox %s is a file, not a folder; fix \"inbox\" in the configuration\n", inboxDir)
 		return exitFailure
 	}
-	failed, err := failedFiles(inboxDir)
+	// Staff control every name in _failed/ and the record folders, and retry often runs
+	// as root: every read and write below goes through fsys, which follows no link.
+	fsys, err := inbox.OpenFS(inboxDir)
 	if err != nil {
+		fmt.Fprintf(env.Stderr, "crmdrop: inbox %s cannot be opened (%v); mount or create it first\n", inboxDir, cause(err))
+		return exitFailure
+	}
+	defer fsys.Close()
+	failed, err := failedFiles(fsys)
+	if errors.Is(err, inbox.ErrLink) {
+		fmt.Fprintf(env.Stderr, "crmdrop: %v\n", err)
+		return exitFailure
+	} else if err != nil {
 		fmt.Fprintf(env.Stderr, "crmdrop: read %s: %v\n", filepath.Join(inboxDir, failedDir), err)
 		return exitFailure
 	}
@@ -73,7 +84,7 @@ func cmdRetry(env Env, args []string) int {
 				code = exitFailure
 			}
 			for _, f := range m {
-				if !slices.ContainsFunc(picked, func(p failedFile) bool { return p.abs == f.abs }) {
+				if !slices.ContainsFunc(picked, func(p failedFile) bool { return p.rel == f.rel }) {
 					picked = append(picked, f)
 				}
 			}
@@ -82,7 +93,14 @@ func cmdRetry(env Env, args []string) int {
 
 	moved := 0
 	for _, f := range picked {
-		dst, err := moveBack(inboxDir, f)
+		if f.link {
+			// Moved back, it would only fail again (the daemon uploads no link); and its
+			// target is not crmdrop's to touch.
+			fmt.Fprintf(env.Stderr, "crmdrop: skipped %s: it is a link, and crmdrop never follows or moves back links; remove it\n", f.rel)
+			code = exitFailure
+			continue
+		}
+		dst, err := moveBack(fsys, f)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "crmdrop: %v\n", err)
 			code = exitFailure
@@ -91,11 +109,11 @@ func cmdRetry(env Env, args []string) int {
 		moved++
 		fmt.Fprintf(env.Stdout, "moved back  %s -> %s\n", f.rel, dst)
 		if f.reason != "" {
-			if err := os.Remove(f.reason); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				fmt.Fprintf(env.Stderr, "crmdrop: %s is back, but its %s could not be deleted: %v\n", dst, filepath.Base(f.reason), cause(err))
+			if err := fsys.Remove(f.reason); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				fmt.Fprintf(env.Stderr, "crmdrop: %s is back, but its %s could not be deleted: %v\n", dst, path.Base(f.reason), cause(err))
 			}
 		}
-		pruneEmpty(filepath.Join(inboxDir, failedDir), filepath.Dir(f.abs))
+		pruneEmpty(fsys, path.Dir(f.rel))
 	}
 	if moved > 0 {
 		fmt.Fprintf(env.Stdout, "%d file(s) back in the inbox; crmdrop uploads them once they settle (at its next start if it is not running)\n", moved)
@@ -123,53 +141,75 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (positional []string, co
 	}
 }
 
-// failedFile is a file in _failed/ and where it came from.
+// failedFile is a file in _failed/ and where it came from. Paths are slash-separated
+// and relative to the inbox.
 type failedFile struct {
-	abs    string // its path now
-	rel    string // slash-separated, relative to the inbox: "_failed/Leads/1/a (2).pdf"
-	orig   string // slash-separated, relative to the inbox: where it was dropped
+	rel    string // its path now: "_failed/Leads/1/a (2).pdf"
+	orig   string // where it was dropped
 	reason string // its .error.txt, "" when there is none
+	link   bool   // a link (planted, or dropped by staff): never moved back
 }
 
-// failedFiles lists the failed files under inbox/_failed (the .error.txt files are their
+// failedFiles lists the failed files under _failed (the .error.txt files are their
 // reasons, not failed files, unless no file of theirs is next to them and they are not
-// crmdrop's). A missing _failed/ holds none.
-func failedFiles(inboxDir string) ([]failedFile, error) {
-	root := filepath.Join(inboxDir, failedDir)
-	var paths []string
-	have := map[string]bool{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+// crmdrop's). A missing _failed/ holds none. A link, to a file or to a folder, is
+// listed as a link and never descended into; _failed itself being one is an error
+// that wraps inbox.ErrLink.
+func failedFiles(fsys *inbox.FS) ([]failedFile, error) {
+	fi, err := fsys.Lstat(failedDir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !fi.IsDir() && fi.Mode()&(fs.ModeSymlink|fs.ModeIrregular) == 0:
+		return nil, nil // not a folder: crmdrop put nothing there
+	}
+	var found []failedFile
+	kind := map[string]fs.FileMode{} // of each name found, for pairing reasons
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		entries, err := fsys.ReadDir(dir)
 		if err != nil {
-			if p == root && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
-			}
 			return err
 		}
-		if p == root && !d.IsDir() {
-			return nil // not a folder: crmdrop put nothing there
-		}
-		if !d.IsDir() { // files, and links (which are moved, never followed)
-			paths = append(paths, p)
-			have[p] = true
+		for _, e := range entries {
+			p := dir + "/" + e.Name()
+			t := e.Type()
+			switch {
+			case t&(fs.ModeSymlink|fs.ModeIrregular) != 0:
+				found = append(found, failedFile{rel: p, link: true})
+			case t.IsDir():
+				if err := walk(p); errors.Is(err, inbox.ErrLink) {
+					found = append(found, failedFile{rel: p, link: true}) // swapped for a link since listed
+				} else if err != nil {
+					return err
+				}
+				continue
+			default: // files, and pipes and the like, which the move refuses
+				found = append(found, failedFile{rel: p})
+			}
+			kind[p] = t
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := walk(failedDir); err != nil {
 		return nil, err
 	}
 	var out []failedFile
-	for _, p := range paths {
-		if strings.HasSuffix(p, errorSuffix) && have[strings.TrimSuffix(p, errorSuffix)] {
-			continue // the reason of the file next to it
+	for _, f := range found {
+		if base, ok := strings.CutSuffix(f.rel, errorSuffix); ok && !f.link {
+			if _, ok := kind[base]; ok {
+				continue // the reason of the file next to it
+			}
+			if isReason(fsys, f.rel) {
+				continue // a reason whose file was taken away
+			}
 		}
-		if strings.HasSuffix(p, errorSuffix) && isReason(p) {
-			continue // a reason whose file was taken away
-		}
-		rel, _ := filepath.Rel(inboxDir, p)
-		f := failedFile{abs: p, rel: filepath.ToSlash(rel), orig: strings.TrimPrefix(filepath.ToSlash(rel), failedDir+"/")}
-		if have[p+errorSuffix] {
-			f.reason = p + errorSuffix
-			if o := whereItWas(f.reason); o != "" {
+		f.orig = strings.TrimPrefix(f.rel, failedDir+"/")
+		if kind[f.rel+errorSuffix].IsRegular() { // a link is no reason: it is listed itself
+			f.reason = f.rel + errorSuffix
+			if o := whereItWas(fsys, f.reason); o != "" {
 				f.orig = o
 			}
 		}
@@ -178,13 +218,13 @@ func failedFiles(inboxDir string) ([]failedFile, error) {
 	return out, nil
 }
 
-// isReason reports whether the file at p reads like crmdrop's .error.txt.
-func isReason(p string) bool { return whereItWas(p) != "" }
+// isReason reports whether the file at rel reads like crmdrop's .error.txt.
+func isReason(fsys *inbox.FS, rel string) bool { return whereItWas(fsys, rel) != "" }
 
 // whereItWas reads the original place from an .error.txt; "" when it names none
-// inside the inbox.
-func whereItWas(reasonPath string) string {
-	f, err := os.Open(reasonPath)
+// inside the inbox, or it cannot be read as a regular file.
+func whereItWas(fsys *inbox.FS, reasonRel string) string {
+	f, err := fsys.Open(reasonRel)
 	if err != nil {
 		return ""
 	}
@@ -196,7 +236,6 @@ func whereItWas(reasonPath string) string {
 // relative to the inbox, or relative to the working folder), the .error.txt of one, or
 // the place files were dropped at (a file, or a folder such as a record folder).
 func matchFailed(failed []failedFile, inboxDir, cwd, arg string) []failedFile {
-	root := filepath.Join(inboxDir, failedDir)
 	var cands []string
 	if filepath.IsAbs(arg) {
 		cands = []string{filepath.Clean(arg)}
@@ -208,11 +247,12 @@ func matchFailed(failed []failedFile, inboxDir, cwd, arg string) []failedFile {
 	}
 	var out []failedFile
 	for _, c := range cands {
-		if !insideDir(root, c) {
+		rel, ok := inboxRel(inboxDir, c)
+		if !ok || rel != failedDir && !strings.HasPrefix(rel, failedDir+"/") {
 			continue
 		}
 		for _, f := range failed {
-			if f.abs == c || f.reason == c || strings.HasPrefix(f.abs, c+string(filepath.Separator)) || c == root {
+			if f.rel == rel || f.reason == rel || strings.HasPrefix(f.rel, rel+"/") || rel == failedDir {
 				out = append(out, f)
 			}
 		}
@@ -229,24 +269,39 @@ func matchFailed(failed []failedFile, inboxDir, cwd, arg string) []failedFile {
 	return out
 }
 
+// inboxRel returns p relative to the inbox, slash-separated, if p is inside it. It
+// compares names only: resolving links here would read the share, and a path given
+// through a link would not name the file the listing found anyway.
+func inboxRel(inboxDir, p string) (string, bool) {
+	base, err1 := filepath.Abs(inboxDir)
+	p, err2 := filepath.Abs(p)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(base, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
 // moveBack moves f to its original place, numbering the name if it is taken, and
 // returns where it went, relative to the inbox.
-func moveBack(inboxDir string, f failedFile) (string, error) {
-	dst, err := inbox.MoveUnique(f.abs, filepath.Join(inboxDir, filepath.FromSlash(f.orig)))
+func moveBack(fsys *inbox.FS, f failedFile) (string, error) {
+	dst, err := fsys.MoveUnique(f.rel, f.orig)
 	if err != nil {
 		return "", fmt.Errorf("move %s back to %s: %v", f.rel, f.orig, cause(err))
 	}
-	rel, _ := filepath.Rel(inboxDir, dst)
-	return filepath.ToSlash(rel), nil
+	return dst, nil
 }
 
-// pruneEmpty removes dir and its parents up to (not including) root while they are
+// pruneEmpty removes dir and its parents up to (not including) _failed while they are
 // empty, so that _failed/ does not fill up with empty record folders.
-func pruneEmpty(root, dir string) {
-	for dir != root && insideDir(root, dir) {
-		if os.Remove(dir) != nil { // not empty (or not ours to remove): stop
+func pruneEmpty(fsys *inbox.FS, dir string) {
+	for strings.HasPrefix(dir, failedDir+"/") {
+		if fsys.Remove(dir) != nil { // not empty (or not ours to remove): stop
 			return
 		}
-		dir = filepath.Dir(dir)
+		dir = path.Dir(dir)
 	}
 }

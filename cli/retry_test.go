@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -200,6 +202,188 @@ func TestParseInterspersed(t *testing.T) {
 		got, _, ok := parseInterspersed(fs, tt.args)
 		if !ok || !slices.Equal(got, tt.want) || *all != tt.all || *cfg != tt.cfg {
 			t.Errorf("parseInterspersed(%q) = %q, all %v, -c %q, ok %v; want %q, %v, %q", tt.args, got, *all, *cfg, ok, tt.want, tt.all, tt.cfg)
+		}
+	}
+}
+
+// snapshotTree lists dir recursively without following links (path, mode, size,
+// modification time, content or link target): equal snapshots mean nothing was written.
+func snapshotTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(&b, "%s %v %d %d", filepath.ToSlash(rel), fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			fmt.Fprintf(&b, " -> %s", target)
+		} else if fi.Mode().IsRegular() {
+			data, _ := os.ReadFile(p)
+			fmt.Fprintf(&b, " %q", data)
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestRetryNeverFollowsLinks(t *testing.T) {
+	const rec = "Leads/" + testRecord
+	tests := []struct {
+		name string
+		// plant makes links in s's inbox to out, a folder outside it.
+		plant  func(t *testing.T, s *setup, out string)
+		back   []string // original places filled afterwards
+		stayed []string // still in _failed afterwards
+		stderr []string // its lines, in order (prefixes)
+	}{
+		{
+			name: "_failed/Leads/x to a folder outside",
+			plant: func(t *testing.T, s *setup, out string) {
+				s.link(out, "_failed/Leads/x")
+			},
+			back:   []string{rec + "/a.pdf", "Deals/1/b.pdf"},
+			stderr: []string{"crmdrop: skipped _failed/Leads/x: it is a link"},
+		},
+		{
+			name: "a failed file that is a link to a file outside",
+			plant: func(t *testing.T, s *setup, out string) {
+				s.link(filepath.Join(out, "marker.txt"), "_failed/"+rec+"/y.pdf")
+			},
+			back:   []string{rec + "/a.pdf", "Deals/1/b.pdf"},
+			stayed: []string{rec + "/y.pdf"},
+			stderr: []string{"crmdrop: skipped _failed/" + rec + "/y.pdf: it is a link"},
+		},
+		{
+			name: "a reason that is a link",
+			plant: func(t *testing.T, s *setup, out string) {
+				os.Remove(s.path("_failed/Deals/1/b.pdf.error.txt"))
+				s.link(filepath.Join(out, "marker.txt"), "_failed/Deals/1/b.pdf.error.txt")
+			},
+			back:   []string{rec + "/a.pdf", "Deals/1/b.pdf"},
+			stayed: []string{"Deals/1/b.pdf.error.txt"},
+			stderr: []string{"crmdrop: skipped _failed/Deals/1/b.pdf.error.txt: it is a link"},
+		},
+		{
+			name: "the record folder a file goes back to, to outside",
+			plant: func(t *testing.T, s *setup, out string) {
+				s.link(out, "Deals/1")
+			},
+			back:   []string{rec + "/a.pdf"},
+			stayed: []string{"Deals/1/b.pdf", "Deals/1/b.pdf.error.txt"},
+			stderr: []string{"crmdrop: move _failed/Deals/1/b.pdf back to Deals/1/b.pdf: Deals/1 is a link; crmdrop never writes through links: remove it"},
+		},
+		{
+			name: "the record folder a file goes back to, to another record",
+			plant: func(t *testing.T, s *setup, out string) {
+				s.write("Deals/2/other.pdf", "another record's file")
+				s.link("2", "Deals/1")
+			},
+			back:   []string{rec + "/a.pdf"},
+			stayed: []string{"Deals/1/b.pdf", "Deals/1/b.pdf.error.txt"},
+			stderr: []string{"crmdrop: move _failed/Deals/1/b.pdf back to Deals/1/b.pdf: Deals/1 is a link"},
+		},
+		{
+			name: "_failed itself",
+			plant: func(t *testing.T, s *setup, out string) {
+				os.Rename(s.path("_failed"), s.path("failed-before"))
+				s.link(out, "_failed")
+			},
+			stderr: []string{"crmdrop: _failed is a link; crmdrop never reads through links: remove it"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSetup(t, nil, cfgOpts{})
+			out := filepath.Join(t.TempDir(), "outside")
+			writeTree(t, out, map[string]string{
+				"marker.txt": "outside the inbox",
+				// What a walk or a move through a link would find, or make, there.
+				testRecord + "/c.pdf":   "outside c",
+				"x/a.pdf":               "outside a",
+				"1/b.pdf":               "outside b",
+				"Leads/x/a.pdf":         "outside a, deeper",
+				"Leads/1/c.pdf.txt":     "not a failed file",
+				testRecord + "/a.pdf/z": "in the way",
+			})
+			s.fail(rec+"/a.pdf", rec+"/a.pdf", "a")
+			s.fail("Deals/1/b.pdf", "Deals/1/b.pdf", "b")
+			tt.plant(t, s, out)
+			before := snapshotTree(t, out)
+			var beforeRec2 string
+			if s.exists("Deals/2") {
+				beforeRec2 = snapshotTree(t, s.path("Deals/2"))
+			}
+
+			code, _, errOut := s.run("retry", "--all-failed")
+			if code != exitFailure {
+				t.Errorf("retry = exit %d, want %d", code, exitFailure)
+			}
+			got := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+			if len(got) != len(tt.stderr) {
+				t.Errorf("stderr = %q, want %d line(s)", errOut, len(tt.stderr))
+			}
+			for i, want := range tt.stderr {
+				if i >= len(got) || !strings.HasPrefix(got[i], want) {
+					t.Errorf("stderr = %q, want line %d to start %q", errOut, i+1, want)
+				}
+			}
+			if after := snapshotTree(t, out); after != before {
+				t.Errorf("outside the inbox changed:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+			if beforeRec2 != "" && snapshotTree(t, s.path("Deals/2")) != beforeRec2 {
+				t.Error("the record folder the link points at changed")
+			}
+			for _, rel := range tt.back {
+				if !s.exists(rel) || s.isLink(rel) {
+					t.Errorf("%s not moved back", rel)
+				}
+			}
+			for _, rel := range tt.stayed {
+				if !s.exists("_failed/" + rel) {
+					t.Errorf("_failed/%s is gone", rel)
+				}
+			}
+		})
+	}
+}
+
+// link makes inbox/rel a link to target.
+func (s *setup) link(target, rel string) {
+	s.t.Helper()
+	p := s.path(rel)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Symlink(target, p); err != nil {
+		s.t.Skip("no symbolic links here:", err)
+	}
+}
+
+func (s *setup) isLink(rel string) bool {
+	fi, err := os.Lstat(s.path(rel))
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
+}
+
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for rel, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
