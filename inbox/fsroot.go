@@ -224,7 +224,8 @@ func (f *FS) MoveUnique(srcRel, wantRel string) (string, error) {
 	return "", fmt.Errorf("too many files named like %s", path.Base(wantRel))
 }
 
-// place is the package-level place, through the root.
+// place moves src to dst only if dst is free, as the package-level place does (which
+// says why a hard link and not a rename), through the root.
 func (f *FS) place(src, dst string) error {
 	err := f.root.Link(src, dst)
 	if err == nil {
