@@ -51,9 +51,70 @@ type Entry struct {
 	AttachmentID string
 	SHA256       string
 	Link         string // for .url files: the URL attached
-	MovedTo      string // where the file went after its end state, relative to the inbox ("_failed/Leads/1/a (2).pdf")
-	Created      time.Time
-	Updated      time.Time
+	// MovedTo is where the file went after its end state, relative to the inbox
+	// ("_failed/Leads/1/a (2).pdf"). It means something only when Placement is Moved.
+	MovedTo string
+	Created time.Time
+	Updated time.Time
+
+	// Placement is what happened to the file after its end state.
+	Placement Placement
+	// Verify asks for the record's attachments to be checked for this file before it is
+	// sent (set for entries made while the ledger is in recovery, when an upload may
+	// have happened that the lost ledger knew of).
+	Verify bool
+	// FileID is the file's file-system identity (device and inode on Unix, volume
+	// serial and file index on Windows), opaque to the store; "" means unknown. It
+	// lets a renamed or moved file be found again (Store.ByFileID).
+	FileID string
+}
+
+// Placement is what happened to a file after it reached its end state (uploaded or
+// failed). It is a value of its own, not a sentinel in MovedTo, so that "the move is
+// still owed" is a state that can be tested for.
+type Placement uint8
+
+// The placements of a file.
+const (
+	Unplaced Placement = iota // not moved or deleted yet: the move is still owed
+	Moved                     // moved; Entry.MovedTo says where
+	Deleted                   // deleted (after_upload: delete)
+	Kept                      // left where it is (after_upload: keep)
+)
+
+// String returns "unplaced", "moved", "deleted" or "kept" (or "placement(N)" for a
+// value that is none of them).
+func (p Placement) String() string {
+	switch p {
+	case Unplaced:
+		return "unplaced"
+	case Moved:
+		return "moved"
+	case Deleted:
+		return "deleted"
+	case Kept:
+		return "kept"
+	}
+	return "placement(" + strconv.Itoa(int(p)) + ")"
+}
+
+func (p Placement) valid() bool { return p <= Kept }
+
+// legacyDeleted is what schema 1 and 2 stored in MovedTo for a file deleted after its
+// upload, before Placement existed.
+const legacyDeleted = "(deleted)"
+
+// legacyPlacement gives the Placement and MovedTo of a schema-1 or -2 value, which had
+// only MovedTo: "" (not placed yet), the "(deleted)" sentinel, or where the file went.
+// Kept did not exist: such files were recorded as not placed.
+func legacyPlacement(movedTo string) (Placement, string) {
+	switch movedTo {
+	case "":
+		return Unplaced, ""
+	case legacyDeleted:
+		return Deleted, ""
+	}
+	return Moved, movedTo
 }
 
 // Key is the entry's identity as a ledger key: Path, NUL, Size, NUL, ModTime in Unix
@@ -101,6 +162,10 @@ func (e Entry) validate() error {
 		return fmt.Errorf("store: entry %q has mtime %v, outside the range the ledger can key", e.Path, e.ModTime)
 	case !e.State.valid():
 		return fmt.Errorf("store: entry %q has unknown state %q", e.Path, e.State)
+	case !e.Placement.valid():
+		return fmt.Errorf("store: entry %q has unknown placement %v", e.Path, e.Placement)
+	case e.Placement == Moved && e.MovedTo == "":
+		return fmt.Errorf("store: entry %q is placed as moved but MovedTo does not say where", e.Path)
 	}
 	return nil
 }
@@ -125,17 +190,23 @@ type record struct {
 	Updated      time.Time `json:"updated,omitzero"`
 }
 
-// Values are written in a compact binary form (schema 2): a version byte, then the
-// fields as varints and length-prefixed strings. The path is not repeated (it leads the
-// key). Measured on 100,000 entries the ledger shrank from 144 MB in JSON, whose field
-// names and RFC 3339 times were most of each value, and bbolt maps the whole file, so
-// its size is resident memory after a restart on a large inbox. Schema-1 JSON values
-// (first byte '{') are still read.
-const binaryV2 = 2
+// Values are written in a compact binary form: a version byte, then the fields as
+// varints and length-prefixed strings. The path is not repeated (it leads the key).
+// Measured on 100,000 entries the ledger shrank from 144 MB in JSON, whose field names
+// and RFC 3339 times were most of each value, and bbolt maps the whole file, so its
+// size is resident memory after a restart on a large inbox.
+//
+// Version 3 (schema 3) is version 2 with Placement, Verify and FileID appended; the
+// fields of version 2 keep their order, so one decoder reads both. Schema-1 JSON values
+// (first byte '{') and version-2 values are still read; only version 3 is written.
+const (
+	binaryV2 = 2
+	binaryV3 = 3
+)
 
 func encode(e Entry) ([]byte, error) {
-	b := make([]byte, 0, 96+len(e.Module)+len(e.RecordID)+len(e.LastError)+len(e.AttachmentID)+len(e.Link)+len(e.MovedTo))
-	b = append(b, binaryV2)
+	b := make([]byte, 0, 96+len(e.Module)+len(e.RecordID)+len(e.LastError)+len(e.AttachmentID)+len(e.Link)+len(e.MovedTo)+len(e.FileID))
+	b = append(b, binaryV3)
 	b = binary.AppendVarint(b, e.Size)
 	b = appendTime(b, e.ModTime)
 	b = appendString(b, e.Module)
@@ -156,7 +227,18 @@ func encode(e Entry) ([]byte, error) {
 	b = appendString(b, e.MovedTo)
 	b = appendTime(b, e.Created)
 	b = appendTime(b, e.Updated)
+	// Version 3 from here.
+	b = append(b, byte(e.Placement))
+	b = append(b, boolByte(e.Verify))
+	b = appendString(b, e.FileID)
 	return b, nil
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func appendString(b []byte, s string) []byte {
@@ -247,9 +329,15 @@ func decode(key, val []byte) (Entry, error) {
 		if err := json.Unmarshal(val, &r); err != nil {
 			return Entry{}, fmt.Errorf("store: ledger entry %q is corrupt: %w", key, err)
 		}
-		return Entry(r), nil
+		e := Entry{
+			Path: r.Path, Size: r.Size, ModTime: r.ModTime, Module: r.Module, RecordID: r.RecordID,
+			State: r.State, Attempts: r.Attempts, LastError: r.LastError, AttemptStart: r.AttemptStart,
+			AttachmentID: r.AttachmentID, SHA256: r.SHA256, Link: r.Link, Created: r.Created, Updated: r.Updated,
+		}
+		e.Placement, e.MovedTo = legacyPlacement(r.MovedTo)
+		return e, nil
 	}
-	if len(val) == 0 || val[0] != binaryV2 {
+	if len(val) == 0 || (val[0] != binaryV2 && val[0] != binaryV3) {
 		return Entry{}, fmt.Errorf("store: ledger entry %q is corrupt: unknown encoding", key)
 	}
 	path, _, _ := strings.Cut(string(key), "\x00")
@@ -273,6 +361,17 @@ func decode(key, val []byte) (Entry, error) {
 	e.MovedTo = r.string()
 	e.Created = r.time()
 	e.Updated = r.time()
+	if val[0] == binaryV2 {
+		e.Placement, e.MovedTo = legacyPlacement(e.MovedTo)
+	} else {
+		e.Placement = Placement(r.byte())
+		verify := r.byte()
+		e.Verify = verify == 1
+		e.FileID = r.string()
+		if r.err == nil && (!e.Placement.valid() || verify > 1) {
+			r.err = fmt.Errorf("placement %d, verify %d out of range", e.Placement, verify)
+		}
+	}
 	if r.err != nil {
 		return Entry{}, fmt.Errorf("store: ledger entry %q is corrupt: %w", key, r.err)
 	}
@@ -283,6 +382,7 @@ func decode(key, val []byte) (Entry, error) {
 type indexed struct {
 	State        State
 	AttachmentID string
+	FileID       string
 }
 
 func decodeIndexed(key, val []byte) (indexed, error) {
@@ -290,5 +390,5 @@ func decodeIndexed(key, val []byte) (indexed, error) {
 	if err != nil {
 		return indexed{}, err
 	}
-	return indexed{State: e.State, AttachmentID: e.AttachmentID}, nil
+	return indexed{State: e.State, AttachmentID: e.AttachmentID, FileID: e.FileID}, nil
 }

@@ -1,38 +1,51 @@
 // Package store is crmdrop's ledger: one bbolt file holding an Entry for every file the
-// daemon has seen, indexed by state and by Zoho attachment id, with per-state counts.
+// daemon has seen, indexed by state, by Zoho attachment id and by file-system identity,
+// with per-state counts, and the ledger's own id and recovery state.
 // It stores and indexes and holds no policy: which state changes are allowed, and when,
 // is the daemon's decision.
 package store
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"crmdrop/internal/clock"
 )
 
 // schemaVersion is the ledger format this build writes. Bump it when the meaning of a
 // bucket or of the record encoding changes; Open refuses files with a higher number.
-const schemaVersion = 2
+// Schema 3 added Placement, Verify and FileID to the values and the ids bucket.
+const schemaVersion = 3
 
 // Bucket names, and keys inside the meta bucket.
 const (
 	bucketEntries     = "entries"     // Entry.Key() -> encoded entry (entry.go)
 	bucketStates      = "states"      // state NUL key -> empty
 	bucketAttachments = "attachments" // attachment id -> keyTag(Entry.Key())
-	bucketMeta        = "meta"        // metaSchema, countPrefix+state -> int64 big-endian
+	bucketIDs         = "ids"         // Entry.FileID -> Entry.Key() (schema 3)
+	bucketMeta        = "meta"        // metaSchema, metaID, metaRecovery, countPrefix+state -> int64 big-endian
 
-	metaSchema  = "schema"
-	countPrefix = "count/"
+	metaSchema   = "schema"
+	metaID       = "id"       // the ledger's id, 16 hex digits
+	metaRecovery = "recovery" // JSON of Recovery, while the ledger is in recovery
+	countPrefix  = "count/"
 )
+
+// indexBuckets are the buckets every ledger has besides meta; ids only from schema 3.
+var indexBuckets = []string{bucketEntries, bucketStates, bucketAttachments, bucketIDs}
 
 // eachPage is how many entries Each reads per transaction.
 const eachPage = 256
@@ -49,6 +62,27 @@ func (e *lockedError) Error() string {
 
 func (e *lockedError) Is(target error) bool { return target == ErrLocked }
 
+// ErrCorrupt is matched (errors.Is) by the errors that say the ledger file is damaged or
+// is not a crmdrop ledger: what OpenOrRecover moves aside. A read or write that finds
+// damage after Open (a panic or memory fault inside bbolt) returns one too.
+var ErrCorrupt = errors.New("ledger is damaged")
+
+// corruptError is an ErrCorrupt. reason is what is wrong, as a clause that follows
+// "cannot be read: "; msg, if set, replaces the whole message (for the errors Open gave
+// before OpenOrRecover existed, which tell the user what to do).
+type corruptError struct {
+	path, reason, msg string
+}
+
+func (e *corruptError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return fmt.Sprintf("ledger %s cannot be read: %s", e.path, e.reason)
+}
+
+func (e *corruptError) Is(target error) bool { return target == ErrCorrupt }
+
 // Options configures Open. The zero value opens read-write with a 1 s lock wait.
 type Options struct {
 	// Timeout is how long Open waits for the file lock held by another process.
@@ -60,6 +94,8 @@ type Options struct {
 	// NoSync skips fsync on commit. A crash can then lose or corrupt the ledger: tests
 	// and benchmarks only.
 	NoSync bool
+	// Clock gives OpenOrRecover the time of a recovery. Nil means the system clock.
+	Clock clock.Clock
 }
 
 // Store is an open ledger. All methods are safe for concurrent use by many goroutines.
@@ -68,6 +104,7 @@ type Store struct {
 	db       *bolt.DB
 	path     string
 	readOnly bool
+	id       string
 
 	mu         sync.Mutex
 	queue      []*call // writes waiting for the next commit
@@ -77,7 +114,16 @@ type Store struct {
 // Open opens the ledger at path, creating it (and its folder, mode 0700; the file 0600)
 // unless opts.ReadOnly. If another process holds the file it fails after opts.Timeout
 // with an error matching ErrLocked. It refuses a ledger written by a newer schema.
-func Open(path string, opts Options) (*Store, error) {
+//
+// A file that exists but is not a sound crmdrop ledger (not bbolt, truncated, damaged
+// pages, no schema, empty) is refused with an error matching ErrCorrupt and left as it
+// is; OpenOrRecover moves such a file aside instead. Open reads every page of the
+// file's tree once to make sure of that (about 15 ms for 100,000 entries), because
+// bbolt itself would crash the process on some damage rather than return an error.
+func Open(path string, opts Options) (*Store, error) { return open(path, opts, false) }
+
+// open is Open; full adds checkContents before anything is written, for OpenOrRecover.
+func open(path string, opts Options, full bool) (*Store, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = time.Second
@@ -87,24 +133,64 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("create ledger folder: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:  timeout,
-		ReadOnly: opts.ReadOnly,
-		NoSync:   opts.NoSync,
-	})
+	fi, err := os.Stat(path)
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
-		return nil, &lockedError{path: path}
 	case opts.ReadOnly && errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("ledger %s does not exist yet (crmdrop creates it when it first runs): %w", path, fs.ErrNotExist)
+	case errors.Is(err, fs.ErrNotExist):
+		// bbolt creates it.
 	case err != nil:
 		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("open ledger %s: not a regular file (%v)", path, fi.Mode().Type())
+	case fi.Size() == 0:
+		// bbolt would take an empty file for a new one; here it is a ledger that was lost
+		// (a crash while it was created, or a file system that truncated it).
+		return nil, &corruptError{path: path, reason: "the file is empty"}
+	}
+	var db *bolt.DB
+	if err == nil {
+		// The file exists: check its pages before bbolt walks them. A writable bbolt
+		// open already reads the free list, so the check runs under a read-only open,
+		// which reads nothing but the two header pages and holds the lock meanwhile.
+		if err = pageError(path, checkHeader(path)); err != nil {
+			return nil, err
+		}
+		if db, err = boltOpen(path, timeout, true, opts.NoSync); err != nil {
+			return nil, err
+		}
+		if err = pageError(path, checkPages(path)); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		if full {
+			ro := &Store{db: db, path: path, readOnly: true}
+			if err = ro.view(ro.checkContents); err != nil {
+				_ = db.Close()
+				return nil, err
+			}
+		}
+		if !opts.ReadOnly {
+			_ = db.Close()
+			db = nil
+		}
+	}
+	if db == nil {
+		if db, err = boltOpen(path, timeout, false, opts.NoSync); err != nil {
+			return nil, err
+		}
 	}
 	s := &Store{db: db, path: path, readOnly: opts.ReadOnly}
 	if opts.ReadOnly {
-		err = db.View(s.checkReadOnly)
+		err = s.view(s.checkReadOnly)
 	} else {
-		err = db.Update(s.initSchema)
+		err = s.update(s.initSchema)
+	}
+	if err == nil {
+		err = s.view(func(tx *bolt.Tx) error {
+			s.id = string(tx.Bucket([]byte(bucketMeta)).Get([]byte(metaID)))
+			return nil
+		})
 	}
 	if err != nil {
 		_ = db.Close()
@@ -113,19 +199,61 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// pageError names path in an error of checkPages or checkHeader.
+func pageError(path string, err error) error {
+	var ce *corruptError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce):
+		ce.path = path
+		return ce
+	}
+	return fmt.Errorf("read ledger %s: %w", path, err)
+}
+
+// boltOpen is bolt.Open with its errors in the store's terms. A panic or memory fault
+// inside bbolt (checkPages makes it unlikely, not impossible) is an error too, and the
+// file that bbolt opened is closed so that its lock does not outlive the failure.
+func boltOpen(path string, timeout time.Duration, readOnly, noSync bool) (db *bolt.DB, err error) {
+	var f *os.File
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if f != nil {
+				_ = f.Close()
+			}
+			db, err = nil, &corruptError{path: path, reason: fmt.Sprintf("bbolt failed on it (%v)", p)}
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:  timeout,
+		ReadOnly: readOnly,
+		NoSync:   noSync,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			var err error
+			f, err = os.OpenFile(name, flag, perm)
+			return f, err
+		},
+	})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, &lockedError{path: path}
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+		return nil, &corruptError{path: path, reason: fmt.Sprintf("it is not a bbolt database, or its header pages are damaged (%v)", err)}
+	}
+	return nil, fmt.Errorf("open ledger %s: %w", path, err)
+}
+
 func (s *Store) initSchema(tx *bolt.Tx) error {
 	meta, err := tx.CreateBucketIfNotExists([]byte(bucketMeta))
 	if err != nil {
 		return err
 	}
 	if meta.Get([]byte(metaSchema)) == nil {
-		// Only a file with nothing in it yet is ours to claim.
-		empty := true
-		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
-			empty = empty && string(name) == bucketMeta
-			return nil
-		})
-		if !empty {
+		if !unclaimed(tx) {
 			return s.checkSchema(tx)
 		}
 		if err := meta.Put([]byte(metaSchema), int64Bytes(schemaVersion)); err != nil {
@@ -135,20 +263,62 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 	if err := s.checkSchema(tx); err != nil {
 		return err
 	}
-	// Schema 1 differs only in how values are encoded, and schema-1 values are still
-	// read: mark the file as 2, so an older crmdrop refuses it instead of misreading
-	// the values this build writes.
-	if meta := tx.Bucket([]byte(bucketMeta)); bytesInt64(meta.Get([]byte(metaSchema))) < schemaVersion {
+	// Older schemas differ in how values are encoded and lack the ids bucket, and are
+	// still read: mark the file as this schema, so an older crmdrop refuses it instead
+	// of misreading the values this build writes.
+	if bytesInt64(meta.Get([]byte(metaSchema))) < schemaVersion {
 		if err := meta.Put([]byte(metaSchema), int64Bytes(schemaVersion)); err != nil {
 			return err
 		}
 	}
-	for _, name := range []string{bucketEntries, bucketStates, bucketAttachments} {
+	if meta.Get([]byte(metaID)) == nil {
+		if err := meta.Put([]byte(metaID), []byte(newID())); err != nil {
+			return err
+		}
+	}
+	for _, name := range indexBuckets {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unclaimed reports whether the file is a bbolt file with nothing in it yet (no schema,
+// no buckets but an empty meta): only such a file is Open's to make a ledger of.
+func unclaimed(tx *bolt.Tx) bool {
+	if meta := tx.Bucket([]byte(bucketMeta)); meta != nil && meta.Get([]byte(metaSchema)) != nil {
+		return false
+	}
+	empty := true
+	_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		empty = empty && string(name) == bucketMeta
+		return nil
+	})
+	return empty
+}
+
+// checkContents is what OpenOrRecover checks beyond Open, on the file as it is: the
+// schema and buckets (checkReadOnly), the entries against the indexes (verify), and
+// bbolt's own check.
+func (s *Store) checkContents(tx *bolt.Tx) error {
+	if unclaimed(tx) {
+		return nil
+	}
+	if err := s.checkReadOnly(tx); err != nil {
+		return err
+	}
+	if err := verify(tx); err != nil {
+		return err
+	}
+	return checkTree(tx)
+}
+
+// newID is a ledger id: 8 random bytes in hex.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 func (s *Store) checkSchema(tx *bolt.Tx) error {
@@ -158,13 +328,15 @@ func (s *Store) checkSchema(tx *bolt.Tx) error {
 		v = meta.Get([]byte(metaSchema))
 	}
 	if len(v) != 8 {
-		return fmt.Errorf("%s is not a crmdrop ledger (no schema version): move it aside and start crmdrop again", s.path)
+		return &corruptError{path: s.path, reason: "it is a bbolt file but not a crmdrop ledger (it has no schema version)",
+			msg: fmt.Sprintf("%s is not a crmdrop ledger (no schema version): move it aside and start crmdrop again", s.path)}
 	}
 	switch n := bytesInt64(v); {
 	case n > schemaVersion:
 		return fmt.Errorf("ledger %s was written by a newer crmdrop (schema %d; this one reads %d): upgrade crmdrop", s.path, n, schemaVersion)
 	case n < 1:
-		return fmt.Errorf("ledger %s has an invalid schema version %d", s.path, n)
+		return &corruptError{path: s.path, reason: fmt.Sprintf("it has an invalid schema version %d", n),
+			msg: fmt.Sprintf("ledger %s has an invalid schema version %d", s.path, n)}
 	}
 	return nil
 }
@@ -174,13 +346,44 @@ func (s *Store) checkReadOnly(tx *bolt.Tx) error {
 	if err := s.checkSchema(tx); err != nil {
 		return err
 	}
-	for _, name := range []string{bucketEntries, bucketStates, bucketAttachments} {
-		if tx.Bucket([]byte(name)) == nil {
-			return fmt.Errorf("ledger %s is missing its %s bucket: move it aside and start crmdrop again", s.path, name)
+	schema := bytesInt64(tx.Bucket([]byte(bucketMeta)).Get([]byte(metaSchema)))
+	for _, name := range indexBuckets {
+		if tx.Bucket([]byte(name)) == nil && (name != bucketIDs || schema >= 3) {
+			return &corruptError{path: s.path, reason: fmt.Sprintf("it is missing its %s bucket", name),
+				msg: fmt.Sprintf("ledger %s is missing its %s bucket: move it aside and start crmdrop again", s.path, name)}
 		}
 	}
 	return nil
 }
+
+// view runs fn in a read transaction. A panic inside it, or a memory fault reading the
+// mapped file (debug.SetPanicOnFault; by default a fault kills the process), comes back
+// as an error matching ErrCorrupt: a damaged page must fail the read, not the daemon.
+func (s *Store) view(fn func(*bolt.Tx) error) error { return s.run(s.db.View, "reading", fn) }
+
+// update is view for a write transaction; bbolt rolls the transaction back as the
+// panic unwinds.
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.run(s.db.Update, "writing", fn) }
+
+func (s *Store) run(txn func(func(*bolt.Tx) error) error, what string, fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = &corruptError{reason: fmt.Sprintf("%s it failed (%v)", what, p)}
+		}
+		var ce *corruptError
+		if errors.As(err, &ce) && ce.path == "" {
+			ce.path = s.path
+		}
+	}()
+	return txn(fn)
+}
+
+// ID returns the ledger's id: 16 hex digits chosen at random when the ledger was
+// created (or, for a ledger from before ids, when it was first opened for writing).
+// A fresh ledger made by OpenOrRecover has a new id, so the id tells one ledger's
+// history from another's. It is "" only for an older ledger opened read-only.
+func (s *Store) ID() string { return s.id }
 
 // Close closes the ledger, waiting for transactions in progress. Calls after Close fail.
 func (s *Store) Close() error { return s.db.Close() }
@@ -224,16 +427,26 @@ func (s *Store) PutAll(es []Entry) error {
 // not an error.
 func (s *Store) Delete(key string) error {
 	k := []byte(key)
+	return s.write(func(tx *bolt.Tx) error { return writeBuckets(tx).delete(k) })
+}
+
+// Rekey replaces the entry with oldKey by e, in one transaction: the entry at oldKey (if
+// there is one) is deleted and e is put under its own Key, with every index and count
+// updated, so no reader sees the file twice or not at all. It is for a file that was
+// renamed or moved (a new Path, so a new Key). If oldKey is e.Key() it is Put.
+func (s *Store) Rekey(oldKey string, e Entry) error {
+	op, err := preparePut(e)
+	if err != nil {
+		return err
+	}
+	old := []byte(oldKey)
 	return s.write(func(tx *bolt.Tx) error {
-		b := writeBuckets(tx)
-		old := b.entries.Get(k)
-		if old == nil {
-			return nil
+		if !bytes.Equal(old, op.key) {
+			if err := writeBuckets(tx).delete(old); err != nil {
+				return err
+			}
 		}
-		if err := b.unindex(k, old); err != nil {
-			return err
-		}
-		return b.entries.Delete(k)
+		return op.apply(tx)
 	})
 }
 
@@ -293,7 +506,7 @@ func (leadSignal) Error() string { return "store: lead the next commit" }
 // commit runs calls in one transaction and tells each its result.
 func (s *Store) commit(calls []*call) {
 	var fnFailed bool
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		for _, c := range calls {
 			if err := safely(c.fn, tx); err != nil {
 				fnFailed = true
@@ -305,7 +518,7 @@ func (s *Store) commit(calls []*call) {
 	if fnFailed && len(calls) > 1 {
 		// One call's error must not fail the others: give each its own transaction.
 		for _, c := range calls {
-			c.done <- s.db.Update(func(tx *bolt.Tx) error { return safely(c.fn, tx) })
+			c.done <- s.update(func(tx *bolt.Tx) error { return safely(c.fn, tx) })
 		}
 		return
 	}
@@ -314,12 +527,13 @@ func (s *Store) commit(calls []*call) {
 	}
 }
 
-// safely turns a panic in fn into an error, so that a bug in one write cannot leave the
-// other writers in its commit waiting forever.
+// safely turns a panic in fn into an error, so that one write cannot leave the other
+// writers in its commit waiting forever. The writes are the store's own bucket
+// operations, so a panic is bbolt's, on a damaged page: an ErrCorrupt.
 func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("store: panic in write: %v", p)
+			err = &corruptError{reason: fmt.Sprintf("a write to it panicked (%v)", p)}
 		}
 	}()
 	return fn(tx)
@@ -331,6 +545,7 @@ type putOp struct {
 	key, val   []byte
 	state      State
 	attachment []byte
+	fileID     []byte
 }
 
 func preparePut(e Entry) (putOp, error) {
@@ -344,6 +559,9 @@ func preparePut(e Entry) (putOp, error) {
 	op := putOp{key: []byte(e.Key()), val: val, state: e.State}
 	if e.AttachmentID != "" {
 		op.attachment = []byte(e.AttachmentID)
+	}
+	if e.FileID != "" {
+		op.fileID = []byte(e.FileID)
 	}
 	return op, nil
 }
@@ -367,13 +585,21 @@ func (op putOp) apply(tx *bolt.Tx) error {
 	if op.attachment != nil {
 		// Last writer wins: an id belongs to one upload, so two entries claiming it is
 		// the daemon's bug to find, not something the store can resolve.
-		return b.attachments.Put(op.attachment, keyTag(op.key))
+		if err := b.attachments.Put(op.attachment, keyTag(op.key)); err != nil {
+			return err
+		}
+	}
+	if op.fileID != nil {
+		// Last writer wins here too: a file system may hand a freed inode to a new file
+		// while the old entry stays, and the newest file is the one to find. The value
+		// is the whole key (not a keyTag), since ByFileID must find the entry.
+		return b.ids.Put(op.fileID, op.key)
 	}
 	return nil
 }
 
 type buckets struct {
-	entries, states, attachments, meta *bolt.Bucket
+	entries, states, attachments, ids, meta *bolt.Bucket
 }
 
 // writeBuckets returns the buckets, which Open created.
@@ -382,8 +608,21 @@ func writeBuckets(tx *bolt.Tx) buckets {
 		entries:     tx.Bucket([]byte(bucketEntries)),
 		states:      tx.Bucket([]byte(bucketStates)),
 		attachments: tx.Bucket([]byte(bucketAttachments)),
+		ids:         tx.Bucket([]byte(bucketIDs)),
 		meta:        tx.Bucket([]byte(bucketMeta)),
 	}
+}
+
+// delete removes the entry with key and what it contributes to the indexes.
+func (b buckets) delete(key []byte) error {
+	old := b.entries.Get(key)
+	if old == nil {
+		return nil
+	}
+	if err := b.unindex(key, old); err != nil {
+		return err
+	}
+	return b.entries.Delete(key)
 }
 
 // unindex removes what the stored value old of key contributes to the indexes.
@@ -403,7 +642,16 @@ func (b buckets) unindex(key, old []byte) error {
 		// Only drop the mapping if it is still ours: a later entry may have taken the id.
 		// (Schema-1 ledgers hold the whole key.)
 		if v := b.attachments.Get(id); bytes.Equal(v, keyTag(key)) || bytes.Equal(v, key) {
-			return b.attachments.Delete(id)
+			if err := b.attachments.Delete(id); err != nil {
+				return err
+			}
+		}
+	}
+	if o.FileID != "" {
+		id := []byte(o.FileID)
+		// As above: another entry may hold the identity now.
+		if bytes.Equal(b.ids.Get(id), key) {
+			return b.ids.Delete(id)
 		}
 	}
 	return nil
@@ -435,7 +683,7 @@ func (s *Store) Get(key string) (Entry, bool, error) {
 		e  Entry
 		ok bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		k := []byte(key)
 		v := tx.Bucket([]byte(bucketEntries)).Get(k)
 		if v == nil {
@@ -456,7 +704,7 @@ func (s *Store) ByState(st State, limit int) ([]Entry, error) {
 		return nil, fmt.Errorf("store: unknown state %q", st)
 	}
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		entries := tx.Bucket([]byte(bucketEntries))
 		prefix := stateKey(st, nil)
 		c := tx.Bucket([]byte(bucketStates)).Cursor()
@@ -483,7 +731,7 @@ func (s *Store) ByState(st State, limit int) ([]Entry, error) {
 // ByPath returns every identity (size, mtime) recorded for path, in key order.
 func (s *Store) ByPath(path string) ([]Entry, error) {
 	var out []Entry
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		prefix := []byte(pathPrefix(path))
 		c := tx.Bucket([]byte(bucketEntries)).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -506,7 +754,7 @@ func (s *Store) Each(fn func(Entry) bool) error {
 	var after []byte
 	for {
 		page := make([]Entry, 0, eachPage)
-		err := s.db.View(func(tx *bolt.Tx) error {
+		err := s.view(func(tx *bolt.Tx) error {
 			c := tx.Bucket([]byte(bucketEntries)).Cursor()
 			var k, v []byte
 			if after == nil {
@@ -543,7 +791,7 @@ func (s *Store) Each(fn func(Entry) bool) error {
 // the ledger.
 func (s *Store) Counts() (map[State]int, error) {
 	out := make(map[State]int, 4)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket([]byte(bucketMeta))
 		for _, st := range []State{Pending, Uploading, Uploaded, Failed} {
 			out[st] = 0
@@ -554,6 +802,39 @@ func (s *Store) Counts() (map[State]int, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ByFileID returns the entry that holds the file-system identity id, and whether there
+// is one: the entry most recently Put with that FileID, unless it has since been
+// deleted or Put with another FileID (then there is none, even if an older entry still
+// records id). An empty id finds nothing.
+func (s *Store) ByFileID(id string) (Entry, bool, error) {
+	var (
+		e  Entry
+		ok bool
+	)
+	if id == "" {
+		return e, false, nil
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		ids := tx.Bucket([]byte(bucketIDs))
+		if ids == nil {
+			return nil // an older ledger opened read-only: no identities recorded
+		}
+		key := ids.Get([]byte(id))
+		if key == nil {
+			return nil
+		}
+		v := tx.Bucket([]byte(bucketEntries)).Get(key)
+		if v == nil {
+			return fmt.Errorf("store: ledger id index names missing entry %q", key)
+		}
+		var err error
+		e, err = decode(key, v)
+		ok = err == nil
+		return err
+	})
+	return e, ok, err
 }
 
 // AttachmentTaken reports whether some entry records id as its attachment.
@@ -567,7 +848,7 @@ func (s *Store) attachmentTag(id string) (tag []byte, err error) {
 	if id == "" {
 		return nil, nil
 	}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket([]byte(bucketAttachments)).Get([]byte(id)); v != nil {
 			tag = bytes.Clone(v)
 		}

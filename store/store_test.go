@@ -21,11 +21,10 @@ import (
 func openTest(t testing.TB) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "state", "ledger.db")
-	s, err := Open(path, Options{NoSync: true})
+	s, err := openAt(t, path, Options{NoSync: true})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
 	return s, path
 }
 
@@ -86,8 +85,14 @@ func TestRoundTrip(t *testing.T) {
 			AttemptStart: time.Date(2025, 1, 1, 0, 0, 0, 1, pst),
 			AttachmentID: "5000000012345", SHA256: strings.Repeat("ab", 32),
 			Link:    "https://example.com/a?b=c&d=é",
+			MovedTo: "_uploaded/Leads/1000000231009 Acme/scans/p1 (2).jpg",
 			Created: t0, Updated: t0.Add(time.Nanosecond).In(ist),
+			Placement: Moved, Verify: true, FileID: "fd01:1a2b3c4d5e6f",
 		}},
+		{"deleted", Entry{Path: "d", ModTime: t0, State: Uploaded, Placement: Deleted}},
+		{"kept, to verify", Entry{Path: "k", ModTime: t0, State: Uploaded, Placement: Kept, Verify: true}},
+		{"failed and moved", Entry{Path: "f", ModTime: t0, State: Failed, Placement: Moved, MovedTo: "_failed/f"}},
+		{"windows file id", Entry{Path: "w", ModTime: t0, State: Pending, FileID: "c0ffee12:0001000000002a3f"}},
 		{"minimal", Entry{Path: "x", ModTime: t0, State: Pending}},
 		{"local zone and now", Entry{Path: "Deals/42/ünïcode ✓.pdf", Size: 1, ModTime: time.Now(), State: Failed, Created: time.Now()}},
 		{"before 1970", Entry{Path: "old", Size: 7, ModTime: time.Date(1901, 12, 13, 20, 45, 52, 7, time.UTC), State: Uploading}},
@@ -215,6 +220,8 @@ func TestPutRejects(t *testing.T) {
 		{"mtime after 2262", "outside the range", entry("a", 1, time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC), Pending)},
 		{"empty state", "unknown state", entry("a", 1, t0, "")},
 		{"unknown state", "unknown state", entry("a", 1, t0, "done")},
+		{"unknown placement", "unknown placement", func() Entry { e := entry("a", 1, t0, Uploaded); e.Placement = Kept + 1; return e }()},
+		{"moved nowhere", "does not say where", func() Entry { e := entry("a", 1, t0, Uploaded); e.Placement = Moved; return e }()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,12 +252,24 @@ func countAll(t testing.TB, s *Store) int {
 // model is the ledger's contract as plain maps.
 type model struct {
 	entries map[string]Entry
-	attach  map[string]string
+	attach  map[string]string // attachment id -> key
+	ids     map[string]string // file id -> key
+}
+
+func newModel() *model {
+	return &model{entries: map[string]Entry{}, attach: map[string]string{}, ids: map[string]string{}}
 }
 
 func (m *model) unindex(k string) {
-	if old, ok := m.entries[k]; ok && old.AttachmentID != "" && m.attach[old.AttachmentID] == k {
+	old, ok := m.entries[k]
+	if !ok {
+		return
+	}
+	if old.AttachmentID != "" && m.attach[old.AttachmentID] == k {
 		delete(m.attach, old.AttachmentID)
+	}
+	if old.FileID != "" && m.ids[old.FileID] == k {
+		delete(m.ids, old.FileID)
 	}
 }
 
@@ -261,6 +280,9 @@ func (m *model) put(e Entry) {
 	if e.AttachmentID != "" {
 		m.attach[e.AttachmentID] = k
 	}
+	if e.FileID != "" {
+		m.ids[e.FileID] = k
+	}
 }
 
 func (m *model) delete(k string) {
@@ -268,13 +290,23 @@ func (m *model) delete(k string) {
 	delete(m.entries, k)
 }
 
-var modelAttachments = []string{"", "att1", "att2", "att3"}
+func (m *model) rekey(old string, e Entry) {
+	if old != e.Key() {
+		m.delete(old)
+	}
+	m.put(e)
+}
+
+var (
+	modelAttachments = []string{"", "att1", "att2", "att3"}
+	modelFileIDs     = []string{"", "1:10", "1:11", "2:10"}
+)
 
 // runOps interprets data as ledger operations, applies them to a fresh Store and to the
 // model, and fails at the first disagreement.
 func runOps(t *testing.T, data []byte) {
 	s, _ := openTest(t)
-	m := &model{entries: map[string]Entry{}, attach: map[string]string{}}
+	m := newModel()
 	next := func() byte {
 		if len(data) == 0 {
 			return 0
@@ -290,26 +322,34 @@ func runOps(t *testing.T, data []byte) {
 		e := entry(paths[int(b)%3], int64(b/3%2), t0.Add(time.Duration(b/6%2)), allStates[c%4])
 		e.AttachmentID = modelAttachments[c/4%4]
 		e.Attempts = int(c / 16)
+		e.FileID = modelFileIDs[b/12%4]
 		return e
 	}
 	for step := 0; len(data) > 0; step++ {
 		var desc string
-		switch op := next() % 4; op {
-		case 0, 1:
+		switch op := next() % 8; op {
+		case 5:
+			old, e := newEntry(), newEntry()
+			desc = fmt.Sprintf("Rekey(%q, %q, %s, %q)", old.Key(), e.Key(), e.State, e.FileID)
+			if err := s.Rekey(old.Key(), e); err != nil {
+				t.Fatalf("step %d: %s: %v", step, desc, err)
+			}
+			m.rekey(old.Key(), e)
+		case 0, 1, 4:
 			e := newEntry()
 			desc = fmt.Sprintf("Put(%q, %s, %q)", e.Key(), e.State, e.AttachmentID)
 			if err := s.Put(e); err != nil {
 				t.Fatalf("step %d: %s: %v", step, desc, err)
 			}
 			m.put(e)
-		case 2:
+		case 2, 6:
 			e := newEntry()
 			desc = fmt.Sprintf("Delete(%q)", e.Key())
 			if err := s.Delete(e.Key()); err != nil {
 				t.Fatalf("step %d: %s: %v", step, desc, err)
 			}
 			m.delete(e.Key())
-		case 3:
+		case 3, 7:
 			es := []Entry{newEntry(), newEntry(), newEntry()}
 			desc = fmt.Sprintf("PutAll(%q, %q, %q)", es[0].Key(), es[1].Key(), es[2].Key())
 			if err := s.PutAll(es); err != nil {
@@ -364,6 +404,19 @@ func compareModel(s *Store, m *model) error {
 		}
 		if taken, _ := s.AttachmentTaken(id); taken != (tag != nil) {
 			return fmt.Errorf("AttachmentTaken(%q) = %v, index says %x", id, taken, tag)
+		}
+	}
+	for _, id := range modelFileIDs {
+		got, ok, err := s.ByFileID(id)
+		if err != nil {
+			return err
+		}
+		wkey, wok := m.ids[id]
+		if ok != wok || (ok && got.Key() != wkey) {
+			return fmt.Errorf("ByFileID(%q) = %q, %v; want %q, %v", id, got.Key(), ok, wkey, wok)
+		}
+		if ok && got.FileID != id {
+			return fmt.Errorf("ByFileID(%q) returned an entry with FileID %q", id, got.FileID)
 		}
 	}
 	var keys []string
@@ -593,12 +646,12 @@ func TestEachMayWrite(t *testing.T) {
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state", "ledger.db")
-	s, err := Open(path, Options{})
+	s, err := openAt(t, path, Options{})
 	must(t, err)
 	e := entry("Leads/1/a.pdf", 5, t0, Uploaded)
 	e.AttachmentID = "99"
 	mustPut(t, s, e, entry("b", 1, t0, Pending))
-	must(t, s.Close())
+	closeStore(t, s)
 	if err := s.Put(e); err == nil {
 		t.Errorf("Put after Close = nil, want error")
 	}
@@ -606,9 +659,8 @@ func TestReopen(t *testing.T) {
 	// Read-only first: the read-write run adds an entry.
 	for _, ro := range []bool{true, false} {
 		t.Run(fmt.Sprintf("readonly=%v", ro), func(t *testing.T) {
-			s, err := Open(path, Options{ReadOnly: ro})
+			s, err := openAt(t, path, Options{ReadOnly: ro})
 			must(t, err)
-			defer s.Close()
 			got, ok, err := s.Get(e.Key())
 			if err != nil || !ok {
 				t.Fatalf("Get after reopen = _, %v, %v", ok, err)
@@ -659,9 +711,8 @@ func TestLocked(t *testing.T) {
 	for _, ro := range []bool{false, true} {
 		t.Run(fmt.Sprintf("readonly=%v", ro), func(t *testing.T) {
 			start := time.Now()
-			s2, err := Open(path, Options{Timeout: timeout, ReadOnly: ro})
+			_, err := openAt(t, path, Options{Timeout: timeout, ReadOnly: ro})
 			if err == nil {
-				s2.Close()
 				t.Fatalf("Open while the daemon holds the ledger = nil error, want ErrLocked")
 			}
 			if !errors.Is(err, ErrLocked) || err.Error() != wantMsg {
@@ -672,15 +723,13 @@ func TestLocked(t *testing.T) {
 			}
 		})
 	}
-	must(t, s.Close())
+	closeStore(t, s)
 	// With the writer gone, readers share the file.
-	r1, err := Open(path, Options{ReadOnly: true, Timeout: timeout})
+	_, err := openAt(t, path, Options{ReadOnly: true, Timeout: timeout})
 	must(t, err)
-	defer r1.Close()
-	r2, err := Open(path, Options{ReadOnly: true, Timeout: timeout})
+	_, err = openAt(t, path, Options{ReadOnly: true, Timeout: timeout})
 	must(t, err)
-	defer r2.Close()
-	if _, err := Open(path, Options{Timeout: timeout}); !errors.Is(err, ErrLocked) {
+	if _, err := openAt(t, path, Options{Timeout: timeout}); !errors.Is(err, ErrLocked) {
 		t.Errorf("writer Open while readers hold the ledger = %v, want ErrLocked", err)
 	}
 }
@@ -691,9 +740,9 @@ func TestOpenRefuses(t *testing.T) {
 		must(t, s.db.Update(func(tx *bolt.Tx) error {
 			return tx.Bucket([]byte(bucketMeta)).Put([]byte(metaSchema), int64Bytes(schemaVersion+1))
 		}))
-		must(t, s.Close())
+		closeStore(t, s)
 		for _, ro := range []bool{false, true} {
-			_, err := Open(path, Options{ReadOnly: ro})
+			_, err := openAt(t, path, Options{ReadOnly: ro})
 			if err == nil || !strings.Contains(err.Error(), "newer crmdrop") {
 				t.Errorf("Open(readonly=%v) of a newer ledger = %v, want a 'newer crmdrop' error", ro, err)
 			}
@@ -701,7 +750,7 @@ func TestOpenRefuses(t *testing.T) {
 	})
 	t.Run("missing, read-only", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "nope", "ledger.db")
-		_, err := Open(path, Options{ReadOnly: true})
+		_, err := openAt(t, path, Options{ReadOnly: true})
 		if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "does not exist yet") {
 			t.Errorf("Open(missing, ReadOnly) = %v, want a 'does not exist yet' error matching fs.ErrNotExist", err)
 		}
@@ -716,7 +765,7 @@ func TestOpenRefuses(t *testing.T) {
 		must(t, db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("theirs")); return err }))
 		must(t, db.Close())
 		for _, ro := range []bool{true, false} {
-			_, err := Open(path, Options{ReadOnly: ro})
+			_, err := openAt(t, path, Options{ReadOnly: ro})
 			if err == nil || !strings.Contains(err.Error(), "not a crmdrop ledger") {
 				t.Errorf("Open(readonly=%v) of a foreign bbolt file = %v, want 'not a crmdrop ledger'", ro, err)
 			}
@@ -725,7 +774,7 @@ func TestOpenRefuses(t *testing.T) {
 	t.Run("not bbolt", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "junk.db")
 		must(t, os.WriteFile(path, []byte(strings.Repeat("junk", 2048)), 0o600))
-		if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
+		if _, err := openAt(t, path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("Open(junk) = %v, want an error naming the file", err)
 		}
 	})
