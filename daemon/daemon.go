@@ -289,6 +289,9 @@ func (d *Daemon) abs(rel string) string { return filepath.Join(d.cfg.Inbox, file
 // handle decides what a settled file needs. It runs on the dispatch goroutine and on
 // workers replaying a deferred file, so it holds d.mu.
 func (d *Daemon) handle(r watcher.Ready) {
+	// The local rules read .url files: do that I/O before taking the lock every worker
+	// needs, so a slow share (or a FIFO swapped in) cannot stall them.
+	c := d.check(r)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.busy[r.Rel] {
@@ -296,11 +299,29 @@ func (d *Daemon) handle(r watcher.Ready) {
 		return
 	}
 	now := d.clock.Now()
-	e := store.Entry{Path: r.Rel, Size: r.Size, ModTime: r.ModTime}
+	e := store.Entry{Path: r.Rel, Size: r.Size, ModTime: r.ModTime, FileID: r.FileID}
 	old, found, err := d.ledger.Get(e.Key())
 	if err != nil {
 		d.log.Error("read ledger", "path", r.Rel, "err", err)
 		return
+	}
+	if !found && r.FileID != "" {
+		prev, ok, err := d.ledger.ByFileID(r.FileID)
+		if err != nil {
+			d.log.Error("read ledger", "path", r.Rel, "err", err)
+			return
+		}
+		// The identity alone is never trusted: some network file systems reuse or zero
+		// it. Size and mtime must match too (a rename keeps both).
+		if ok && prev.Path != r.Rel && prev.Size == r.Size && prev.ModTime.Equal(r.ModTime) {
+			if d.busy[prev.Path] {
+				d.deferred[r.Rel] = deferral{r: r, waitPath: prev.Path}
+				return
+			}
+			if d.renamed(r, c, prev, now) {
+				return
+			}
+		}
 	}
 	if found {
 		switch old.State {
@@ -320,7 +341,7 @@ func (d *Daemon) handle(r watcher.Ready) {
 			if old.MovedTo == "" {
 				// Refused, but its move to _failed/ has not happened: only the move is
 				// owed. Sending it again would spend API calls on every settle, forever.
-				d.fail(old, d.failedReason(r, old))
+				d.fail(old, failedReason(c, old))
 				return
 			}
 		}
@@ -330,7 +351,7 @@ func (d *Daemon) handle(r watcher.Ready) {
 		e.Created = now
 	}
 	e.Updated = now
-	t, link, why := d.check(r)
+	t, link, why := c.target, c.link, c.why
 	e.Module, e.RecordID, e.Link = t.Module, t.RecordID, link
 	if why != nil {
 		e.State = store.Failed
@@ -354,8 +375,9 @@ func (d *Daemon) handle(r watcher.Ready) {
 
 // deferral is a settled file waiting until a busy path, or a busy lookalike, is free.
 type deferral struct {
-	r    watcher.Ready
-	look string // the lookalike key it waits on; "" when it waits on its own path
+	r        watcher.Ready
+	look     string // the lookalike key it waits on; "" when it waits on its own path
+	waitPath string // the busy entry it was renamed from, when it waits on that
 }
 
 // lookalike keys the files that reconciliation cannot tell apart: same record, same
@@ -381,8 +403,20 @@ func (d *Daemon) enqueue(r watcher.Ready, e store.Entry) {
 	d.q.push(e)
 }
 
+// checked is what the local rules say of a settled file.
+type checked struct {
+	target inbox.Target
+	link   string        // for a .url file: the URL it holds
+	why    *inbox.Reason // non-nil: refused without asking the API
+}
+
 // check applies every rule that can be decided without the API.
-func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *inbox.Reason) {
+func (d *Daemon) check(r watcher.Ready) checked {
+	t, link, why := d.rules(r)
+	return checked{target: t, link: link, why: why}
+}
+
+func (d *Daemon) rules(r watcher.Ready) (inbox.Target, string, *inbox.Reason) {
 	if r.Symlink {
 		return inbox.Target{}, "", &inbox.Reason{
 			What: "This is a link (shortcut) to a file elsewhere, not a file. crmdrop never follows links, so nothing outside the inbox can be uploaded by mistake.",
@@ -411,12 +445,14 @@ func (d *Daemon) check(r watcher.Ready) (inbox.Target, string, *inbox.Reason) {
 		}
 	}
 	if strings.EqualFold(path.Ext(name), ".url") {
-		f, err := os.Open(d.abs(r.Rel))
-		if err != nil {
+		var link string
+		err := withFS(d.cfg.Inbox, func(root *inbox.FS) (err error) {
+			link, err = root.ReadURL(r.Rel)
+			return err
+		})
+		if errors.Is(err, inbox.ErrLink) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 			return t, "", &inbox.Reason{What: "The shortcut could not be read: " + err.Error(), Fix: "Check the file's permissions and drop it again."}
 		}
-		defer f.Close()
-		link, err := inbox.ParseURLFile(f)
 		if err != nil {
 			return t, "", &inbox.Reason{What: err.Error(), Fix: "Create the shortcut again by dragging the address from the browser into the folder."}
 		}
@@ -478,6 +514,11 @@ func (d *Daemon) process(ctx context.Context, e store.Entry) {
 		d.log.Info("file uploaded", "path", e.Path, "module", e.Module, "record", e.RecordID, "attachment_id", e.AttachmentID, "adopted", res.Adopted)
 		d.afterUpload(e)
 		d.emit(Event{Kind: "uploaded", Path: e.Path, Module: e.Module, RecordID: e.RecordID, AttachmentID: e.AttachmentID, Adopted: res.Adopted})
+	case errors.Is(err, uploader.ErrChanged) && d.vanished(e):
+		// Renamed or moved away mid-upload: keep the entry as it stands (an attempt may
+		// have been stored), so the file, found again by its identity, finishes as this
+		// one file. One that was deleted stays until the next start reconciles it.
+		d.log.Info("file moved away during upload; it continues where it is found", "path", e.Path)
 	case errors.Is(err, uploader.ErrChanged):
 		d.metrics.Uploads.WithLabelValues(admin.ResultChanged).Inc()
 		d.log.Info("file changed during upload, will take it again once it settles", "path", e.Path)
@@ -511,7 +552,7 @@ func (d *Daemon) release(e store.Entry) {
 	}
 	var replay []watcher.Ready
 	for p, w := range d.deferred {
-		if p == e.Path || w.look == look {
+		if p == e.Path || w.look == look || w.waitPath == e.Path {
 			replay = append(replay, w.r)
 			delete(d.deferred, p)
 		}
@@ -593,7 +634,7 @@ func (d *Daemon) afterUpload(e store.Entry) {
 		if !d.same(e) {
 			return
 		}
-		if err := os.Remove(d.abs(e.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := withFS(d.cfg.Inbox, func(root *inbox.FS) error { return root.Remove(e.Path) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			d.retryMove(e, "delete uploaded file, will try again", err)
 			return
 		}
@@ -631,11 +672,7 @@ func (d *Daemon) recordMove(e store.Entry, dst string) {
 	if dst == "" {
 		return
 	}
-	rel, err := filepath.Rel(d.cfg.Inbox, dst)
-	if err != nil {
-		return
-	}
-	e.MovedTo = filepath.ToSlash(rel)
+	e.MovedTo = dst
 	if err := d.ledger.Put(e); err != nil {
 		d.log.Error("update ledger", "path", e.Path, "err", err)
 	}
@@ -650,7 +687,8 @@ func (d *Daemon) fail(e store.Entry, why inbox.Reason) {
 	}
 	d.moved(e.Path)
 	if dst != "" {
-		if err := inbox.WriteReason(dst, e.Path, why, d.clock.Now()); err != nil {
+		err := withFS(d.cfg.Inbox, func(root *inbox.FS) error { return root.WriteReason(dst, e.Path, why, d.clock.Now()) })
+		if err != nil && !errors.Is(err, fs.ErrExist) {
 			d.log.Error("write error file", "path", e.Path, "err", err)
 		}
 		d.recordMove(e, dst)
@@ -747,9 +785,9 @@ func (d *Daemon) moved(rel string) {
 
 // failedReason is the reason file's text for a refused file whose move is retried: the
 // local rules again if they refuse it, else what the API said.
-func (d *Daemon) failedReason(r watcher.Ready, e store.Entry) inbox.Reason {
-	if _, _, why := d.check(r); why != nil {
-		return *why
+func failedReason(c checked, e store.Entry) inbox.Reason {
+	if c.why != nil {
+		return *c.why
 	}
 	return inbox.Reason{What: e.LastError, Fix: "Ask your administrator to look at crmdrop's log for this file."}
 }
@@ -762,4 +800,48 @@ func moveBackoff(n int, initial, max time.Duration) time.Duration {
 		d *= 2
 	}
 	return min(d, max)
+}
+
+// vanished reports that nothing is at e's path any more (as opposed to a new version).
+func (d *Daemon) vanished(e store.Entry) bool {
+	_, err := os.Lstat(d.abs(e.Path))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// renamed handles a settled file that is a ledger entry's file under a new name or in
+// a new folder (same identity, size and mtime). Within the same record it is the same
+// file: the entry follows it and nothing is attached again. It reports false when the
+// file is to be treated as newly dropped: moved into another record (staff's latest
+// intent), or back from _uploaded/ or _failed/. The caller holds d.mu; prev is not busy.
+func (d *Daemon) renamed(r watcher.Ready, c checked, prev store.Entry, now time.Time) bool {
+	if c.why != nil {
+		return false // refused where it is now, as any such file
+	}
+	t := c.target
+	sameRecord := t.Module == prev.Module && t.RecordID == prev.RecordID
+	if prev.MovedTo != "" || !sameRecord {
+		if prev.State == store.Pending {
+			// Nothing was sent for it: the old entry has no more meaning.
+			if err := d.ledger.Delete(prev.Key()); err != nil {
+				d.log.Error("update ledger", "path", prev.Path, "err", err)
+			}
+		}
+		return false
+	}
+	next := prev
+	next.Path, next.Updated = r.Rel, now
+	if err := d.ledger.Rekey(prev.Key(), next); err != nil {
+		d.log.Error("update ledger", "path", r.Rel, "err", err)
+		return true // the watcher offers it again after Forget; nothing was decided
+	}
+	d.log.Info("file renamed or moved within its record; same file", "from", prev.Path, "path", r.Rel, "state", string(prev.State))
+	switch next.State {
+	case store.Pending, store.Uploading:
+		d.enqueue(r, next)
+	case store.Uploaded:
+		d.afterUpload(next)
+	case store.Failed:
+		d.fail(next, failedReason(c, next))
+	}
+	return true
 }
