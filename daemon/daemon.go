@@ -94,8 +94,8 @@ type Daemon struct {
 	failMu    sync.Mutex     // guards moveFails and runCtx; taken under mu (handle calls fail)
 	moveFails map[string]int // by path: moves that failed in a row, for the backoff
 	runCtx    context.Context
-	inboxErr string
-	blocked  string
+	inboxErr  string
+	blocked   string
 }
 
 // LedgerPath is where the ledger lives for a config.
