@@ -131,9 +131,14 @@ func New(o Options) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state_dir: %w", err)
 	}
-	ledger, err := store.Open(LedgerPath(cfg), store.Options{Timeout: time.Second})
+	ledger, lost, err := store.OpenOrRecover(LedgerPath(cfg), store.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, err
+	}
+	if lost != nil {
+		// Until the recovery pass exists, files already attached may be sent again; say
+		// so plainly rather than let the service stay down on an unreadable ledger.
+		o.Logger.Error("ledger could not be read; moved aside and started a fresh one", "reason", lost.Reason, "moved_to", lost.MovedAside)
 	}
 	d := &Daemon{
 		cfg:      cfg,

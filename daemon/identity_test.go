@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +172,28 @@ func TestLinksPlantedWhereTheDaemonWrites(t *testing.T) {
 	}
 	if got := h.fake.Requests().Uploads; got != 2 {
 		t.Errorf("upload requests = %d, want 2 (contract.pdf once, ok.pdf once)", got)
+	}
+}
+
+// A ledger overwritten with garbage no longer keeps the daemon from starting: it is
+// moved aside, kept, and a fresh one takes its place.
+func TestGarbageLedgerIsMovedAside(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	if err := os.MkdirAll(h.cfg.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	garbage := []byte(strings.Repeat("not a ledger ", 1000))
+	if err := os.WriteFile(filepath.Join(h.cfg.StateDir, "ledger.db"), garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.drop("Leads/1000000231009/a.pdf", "a")
+	waitFor(t, "the upload", 10*time.Second, func() bool { return len(h.fake.Uploads()) == 1 })
+	aside, _ := filepath.Glob(filepath.Join(h.cfg.StateDir, "ledger.db.corrupt-*"))
+	if len(aside) != 1 {
+		t.Fatalf("ledgers moved aside = %v, want one", aside)
+	}
+	if kept, err := os.ReadFile(aside[0]); err != nil || string(kept) != string(garbage) {
+		t.Errorf("the lost ledger was not kept as it was (err %v)", err)
 	}
 }
