@@ -230,6 +230,12 @@ func lostLedgers(t testing.TB) []struct {
 			k, _ := c.First()
 			return tx.Bucket([]byte(bucketEntries)).Put(k, []byte{binaryV3, 0xff})
 		}), true},
+		{"an entry under another file's key", rawEdit(t, small, func(tx *bolt.Tx) error {
+			c := tx.Bucket([]byte(bucketEntries)).Cursor()
+			k, _ := c.First()
+			_, v := c.Next()
+			return tx.Bucket([]byte(bucketEntries)).Put(k, bytes.Clone(v))
+		}), true},
 		{"a state index row missing", rawEdit(t, small, func(tx *bolt.Tx) error {
 			c := tx.Bucket([]byte(bucketStates)).Cursor()
 			k, _ := c.First()

@@ -8,7 +8,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// verify checks that the ledger's contents agree with themselves: every entry decodes;
+// verify checks that the ledger's contents agree with themselves: every entry decodes,
+// under its own key;
 // the states index holds exactly one row per entry, under its state; the counts match;
 // every row of the attachment and id indexes belongs to an entry that records that id.
 // (An entry's attachment or file id may lack a row: another entry took it later.)
@@ -33,6 +34,10 @@ func verify(tx *bolt.Tx) error {
 		e, err := decode(k, v)
 		if err != nil {
 			return &corruptError{reason: strings.TrimPrefix(err.Error(), "store: ")}
+		}
+		if e.Key() != string(k) {
+			// Put would file it under another key, leaving this one behind.
+			return &corruptError{reason: fmt.Sprintf("entry %q holds the size and time of another file", k)}
 		}
 		if !e.State.valid() {
 			return &corruptError{reason: fmt.Sprintf("entry %q has unknown state %q", k, e.State)}
