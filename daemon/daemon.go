@@ -331,7 +331,7 @@ func (d *Daemon) handle(r watcher.Ready) {
 	if found {
 		switch old.State {
 		case store.Uploaded:
-			if old.MovedTo == "" {
+			if !placed(old) {
 				d.afterUpload(old) // a stop between commit and move: finish it
 				return
 			}
@@ -343,7 +343,7 @@ func (d *Daemon) handle(r watcher.Ready) {
 			d.enqueue(r, old)
 			return
 		case store.Failed:
-			if old.MovedTo == "" {
+			if !placed(old) {
 				// Refused, but its move to _failed/ has not happened: only the move is
 				// owed. Sending it again would spend API calls on every settle, forever.
 				d.fail(old, failedReason(c, old))
@@ -644,15 +644,18 @@ func (d *Daemon) afterUpload(e store.Entry) {
 			return
 		}
 		d.moved(e.Path)
-		e.MovedTo = deletedMark
+		e.Placement, e.MovedTo = store.Deleted, ""
 		if err := d.ledger.Put(e); err != nil {
 			d.log.Error("update ledger", "path", e.Path, "err", err)
 		}
 	}
 }
 
-// deletedMark is MovedTo for a file deleted after its upload (after_upload: delete).
-const deletedMark = "(deleted)"
+// placed reports whether e's file was moved or deleted after its end state. Entries of
+// older builds said so with MovedTo alone, so a non-empty MovedTo counts as well.
+func placed(e store.Entry) bool {
+	return e.Placement == store.Moved || e.Placement == store.Deleted || e.MovedTo != ""
+}
 
 // same reports whether the inbox still holds the version e describes.
 func (d *Daemon) same(e store.Entry) bool {
@@ -677,7 +680,7 @@ func (d *Daemon) recordMove(e store.Entry, dst string) {
 	if dst == "" {
 		return
 	}
-	e.MovedTo = dst
+	e.Placement, e.MovedTo = store.Moved, dst
 	if err := d.ledger.Put(e); err != nil {
 		d.log.Error("update ledger", "path", e.Path, "err", err)
 	}
@@ -824,7 +827,7 @@ func (d *Daemon) renamed(r watcher.Ready, c checked, prev store.Entry, now time.
 	}
 	t := c.target
 	sameRecord := t.Module == prev.Module && t.RecordID == prev.RecordID
-	if prev.MovedTo != "" || !sameRecord {
+	if placed(prev) || !sameRecord {
 		if prev.State == store.Pending {
 			// Nothing was sent for it: the old entry has no more meaning.
 			if err := d.ledger.Delete(prev.Key()); err != nil {

@@ -448,3 +448,20 @@ func TestUnmovableRefusedFileIsNotSentAgain(t *testing.T) {
 		t.Errorf("upload requests after the move = %d, want 1", got)
 	}
 }
+
+// The same in after_upload: delete, across a restart, so the entry is read back from
+// the ledger: a deleted file is done, and the copy dropped again is a new drop.
+func TestDeleteModeSameFileDroppedAgainAfterRestart(t *testing.T) {
+	h := newHarness(t, nil, func(c *config.Config) { c.AfterUpload = "delete" })
+	h.start()
+	p := h.drop("Leads/1/contract.pdf", "v1")
+	fi, _ := os.Stat(p)
+	waitFor(t, "first upload and delete", 20*time.Second, func() bool { return h.eventCount("uploaded") == 1 && !exists(p) })
+	h.shutdown()
+	h.start()
+	h.drop("Leads/1/contract.pdf", "v1")
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "second upload", 20*time.Second, func() bool { return len(h.fake.Uploads()) == 2 })
+}

@@ -96,6 +96,9 @@ func (d *Daemon) Entries(ctx context.Context, state string, limit int) ([]admin.
 
 // EntryView is the admin form of a ledger entry.
 func EntryView(e store.Entry) admin.Entry {
+	if e.Placement == store.Deleted {
+		e.MovedTo = "(deleted)" // what list has always shown for after_upload: delete
+	}
 	return admin.Entry{
 		Path: e.Path, Module: e.Module, RecordID: e.RecordID, State: string(e.State),
 		Size: e.Size, ModTime: e.ModTime, Attempts: e.Attempts, LastError: e.LastError,
